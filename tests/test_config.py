@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import pytest
+
+from ticketbert.config import ConfigError, load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+RUN_CONFIGS = sorted([*CONFIGS.glob("single/*.yaml"), CONFIGS / "multitask.yaml", CONFIGS / "reference.yaml"])
+
+
+@pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_shipped_run_configs_load(path):
+    load_config(path)
+
+
+@pytest.mark.parametrize("override, field", [
+    ("train.lr=-1", "train.lr"),
+    ("train.lr=abc", "train.lr"),
+    ("train.epochs=0", "train.epochs"),
+    ("train.tasks=[sst,imdb]", "train.tasks.1"),
+    ("train.tasks=[]", "train.tasks"),
+    ("train.tasks=[sst,sst]", "train.tasks"),
+    ("train.batch_size={sst: 0}", "train.batch_size"),
+    ("train.device=tpu", "train.device"),
+    ("train.sampling=random", "train.sampling"),
+    ("train.unknown=1", "train.unknown"),
+    ("bogus=1", "bogus"),
+    ("data.max_length=4", "data.max_length"),
+    ("data.source=ftp", "data.source"),
+    ("model.pooling=max", "model.pooling"),
+    ("model.dropout=1.5", "model.dropout"),
+    ("model.para_encoder=tri", "model.para_encoder"),
+    ("prune.sparsity=1.2", "prune.sparsity"),
+    ("prune.method=random", "prune.method"),
+    ("prune.criterion=entropy", "prune.criterion"),
+    ("prune.levels=[0.1,1.5]", "prune.levels"),
+    ("prune.mode=magic", "prune.mode"),
+])
+def test_bad_field_is_one_line_naming_it(override, field):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    message = str(info.value)
+    assert len(message.splitlines()) == 1
+    assert f": {field}:" in message
+
+
+def test_batch_size_missing_for_task():
+    with pytest.raises(ConfigError, match="batch_size has no entry for task"):
+        load_config(None, ["train.tasks=[sst,sts]", "train.batch_size={sst: 8}"])
+
+
+def test_override_syntax_error():
+    with pytest.raises(ConfigError, match="expected dotted.key=value"):
+        load_config(None, ["train.lr"])
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(bad)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: {lr: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("train:\n  lr: 0\n")
+    with pytest.raises(ConfigError, match=r"wrong.yaml: train.lr"):
+        load_config(wrong)
+
+
+def test_overrides_merge_into_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 0.001\n  epochs: 5\n")
+    config = load_config(path, ["train.epochs=2", "train.tasks=[sst,para]"])
+    assert config.train.lr == 0.001 and config.train.epochs == 2 and config.train.tasks == ["sst", "para"]

@@ -1,0 +1,86 @@
+"""The loop learns, is deterministic, and resumes from a checkpoint to the same result."""
+
+import torch
+
+from ticketbert.models import build_model
+from ticketbert.training.checkpoint import has_checkpoint
+from ticketbert.training.device import seed_everything
+from ticketbert.training.loop import fit, training_schedule
+
+
+def _model(config):
+    seed_everything(config.train.seed)
+    return build_model(config.model, config.train.tasks)
+
+
+def test_schedule_round_robin_and_proportional(tiny_run_config, tiny_task_data):
+    train = tiny_run_config.train.model_copy(update={"tasks": ["sst", "para", "sts"]})
+    steps = training_schedule(tiny_task_data, train, epoch=0)
+    assert [t for t, _ in steps[:3]] == ["sst", "para", "sts"]
+    for name, data in tiny_task_data.items():
+        seen = sorted(i for t, b in steps if t == name for i in b)
+        assert seen == list(range(len(data.train)))
+    proportional = training_schedule(tiny_task_data, train.model_copy(update={"sampling": "proportional"}), 0)
+    assert sorted(map(str, proportional)) == sorted(map(str, steps))
+    assert training_schedule(tiny_task_data, train, 1) != steps
+
+
+def test_multitask_fit_learns_and_logs_every_metric(tiny_run_config, tiny_task_data, tokenizer):
+    config = tiny_run_config.model_copy(deep=True)
+    config.train.tasks = ["sst", "para", "sts"]
+    config.train.epochs = 3
+    model = _model(config)
+    result = fit(model, tiny_task_data, config.train, pad_id=tokenizer.pad_token_id)
+    assert len(result.history) == 3
+    first, last = result.history[0], result.history[-1]
+    for split in ("dev", "train"):
+        for name in ("sst/accuracy", "sst/f1", "para/accuracy", "para/f1", "sts/pearson", "sts/spearman",
+                     "sst/loss", "overall"):
+            assert f"{split}/{name}" in last
+    assert last["train/sst/loss"] < first["train/sst/loss"]
+    expected_overall = (last["dev/sst/accuracy"] + last["dev/para/accuracy"] + last["dev/sts/pearson"]) / 3
+    assert abs(last["dev/overall"] - expected_overall) < 1e-9
+    assert result.train_flops > 0 and result.steps == 3 * len(training_schedule(tiny_task_data, config.train, 0))
+
+
+def test_resume_after_interruption_gives_the_same_result(tiny_run_config, tiny_task_data, tokenizer, tmp_path):
+    config = tiny_run_config.model_copy(deep=True)
+    config.train.tasks = ["sst", "sts"]
+    config.train.epochs = 3
+    data = {k: tiny_task_data[k] for k in config.train.tasks}
+    pad = tokenizer.pad_token_id
+
+    straight = _model(config)
+    reference = fit(straight, data, config.train, pad_id=pad, checkpoint_dir=tmp_path / "a")
+
+    interrupted = _model(config)
+    fit(interrupted, data, config.train, pad_id=pad, checkpoint_dir=tmp_path / "b", epochs=3,
+        callbacks=[_StopAfterEpoch(2)])
+    assert has_checkpoint(tmp_path / "b")
+    torch.manual_seed(12345)  # a new process has other RNG state: the checkpoint must restore it
+    resumed = _model(config)
+    result = fit(resumed, data, config.train, pad_id=pad, checkpoint_dir=tmp_path / "b")
+
+    timeless = lambda history: [{k: v for k, v in h.items() if k != "epoch_seconds"} for h in history]  # noqa: E731
+    assert timeless(result.history) == timeless(reference.history)
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+class _StopAfterEpoch:
+    """Simulates a crash after ``epoch`` epochs (the loop stops before the next one)."""
+
+    def __init__(self, epoch):
+        self.epoch, self.should_stop = epoch, False
+
+    def on_step_end(self, model, step):
+        pass
+
+    def on_epoch_end(self, model, epoch, metrics):
+        self.should_stop = epoch >= self.epoch
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass

@@ -1,0 +1,217 @@
+"""Typed run configuration, loaded from YAML and validated on load.
+
+Every field error is reported as one line naming the dotted field, e.g.
+``train.lr: Input should be greater than 0 (got -1)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+TaskName = Literal["sst", "para", "sts"]
+TASK_NAMES: tuple[str, ...] = ("sst", "para", "sts")
+DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    # where examples come from: "auto" = `dir` or $TICKETBERT_DATA_DIR if set, else synthetic
+    source: Literal["auto", "csv", "hub", "synthetic"] = "auto"
+    dir: Path | None = None
+    # tokenisation
+    max_length: int = Field(128, ge=8, le=512)
+    # seeded caps on examples per task and split (None = all); for CPU-sized runs
+    max_train_examples: int | None = Field(None, ge=1)
+    max_dev_examples: int | None = Field(None, ge=1)
+    # fixed, seeded train subsample evaluated after every epoch (overfitting analysis)
+    train_eval_examples: int = Field(1000, ge=1)
+    # examples per task and split of the synthetic generator
+    synthetic_examples: int = Field(600, ge=8)
+
+
+class ModelConfig(_Strict):
+    # any Hugging Face BERT-family checkpoint: hub id or directory; the default is bundled
+    encoder: str = DEFAULT_ENCODER
+    pooling: Literal["cls", "mean"] = "mean"
+    # dropout before every task head (the reference study's 30%)
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    # paraphrase: encode both sentences (bi) or the pair as one input (cross)
+    para_encoder: Literal["bi", "cross"] = "bi"
+    # bi-encoder paraphrase features: [u; v] or [u; v; |u-v|; u*v]
+    para_features: Literal["concat", "concat_diff_prod"] = "concat_diff_prod"
+
+
+class TrainConfig(_Strict):
+    tasks: list[TaskName] = Field(default_factory=lambda: ["sst"], min_length=1)
+    epochs: int = Field(3, ge=1)
+    lr: float = Field(2e-5, gt=0.0, le=1.0)
+    batch_size: dict[TaskName, int] = Field(default_factory=lambda: {"sst": 32, "para": 32, "sts": 32})
+    eval_batch_size: int = Field(128, ge=1)
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    max_grad_norm: float | None = Field(1.0, gt=0.0)
+    seed: int = 0
+    # multitask: interleave batches task by task, or in a random order proportional to size
+    sampling: Literal["round_robin", "proportional"] = "round_robin"
+    device: str = "auto"
+    bf16: bool = True  # autocast in bf16 on CUDA; ignored on CPU
+    progress: bool = True
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_tasks(cls, tasks: list[str]) -> list[str]:
+        if len(set(tasks)) != len(tasks):
+            raise ValueError(f"tasks repeat: {tasks}")
+        return tasks
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive_batches(cls, sizes: dict[str, int]) -> dict[str, int]:
+        for task, size in sizes.items():
+            if size < 1:
+                raise ValueError(f"batch size of {task} must be >= 1 (got {size})")
+        return sizes
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N (got {device!r})")
+        return device
+
+
+PruneMethod = Literal["none", "magnitude", "heads", "ffn", "layers"]
+Criterion = Literal["l1", "taylor", "loss_increment"]
+
+
+class PruneConfig(_Strict):
+    method: PruneMethod = "none"
+    # fraction of prunable encoder weights removed, in [0, 1)
+    sparsity: float = Field(0.0, ge=0.0, lt=1.0)
+    criterion: Criterion | None = None  # None: the method's default
+    scope: Literal["global", "layer"] = "global"
+    # when the mask is drawn: after fine-tuning, early in training, or iteratively with rewinding
+    mode: Literal["posthoc", "early_bird", "imp"] = "posthoc"
+    # sparsity levels of a post-hoc sweep from one dense model
+    levels: list[float] = Field(default_factory=list)
+    recovery_epochs: int = Field(0, ge=0)
+    calibration_examples: int = Field(256, ge=1)
+    # early-bird: search phase
+    early_bird_interval: int = Field(20, ge=1)  # optimizer steps between mask draws
+    early_bird_window: int = Field(3, ge=1)
+    early_bird_epsilon: float = Field(0.1, gt=0.0, le=1.0)
+    early_bird_max_steps: int = Field(300, ge=1)
+    # iterative magnitude pruning: rounds to reach `sparsity`, each rewound to pre-trained weights
+    imp_rounds: int = Field(3, ge=1)
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_in_range(cls, levels: list[float]) -> list[float]:
+        for level in levels:
+            if not 0.0 <= level < 1.0:
+                raise ValueError(f"every sparsity level must be in [0, 1) (got {level})")
+        return levels
+
+
+class TrackingConfig(_Strict):
+    enabled: bool = True
+    # MLflow tracking URI; None = $MLFLOW_TRACKING_URI or sqlite:///<cwd>/mlruns/mlflow.db
+    uri: str | None = None
+    experiment: str = "ticketbert"
+    run_name: str | None = None
+
+
+class RunConfig(_Strict):
+    name: str = "run"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    # checkpoints and the final model go here
+    output_dir: Path = Path("runs")
+
+    @model_validator(mode="after")
+    def _batch_size_per_task(self) -> "RunConfig":
+        missing = [t for t in self.train.tasks if t not in self.train.batch_size]
+        if missing:
+            raise ValueError(f"train.batch_size has no entry for task(s) {missing}")
+        return self
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    """One line per invalid field: ``source: field.path: message (got value)``."""
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "<root>"
+        got = item.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{source}: {field}: {item['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["train.lr=1e-4", "train.tasks=[sst,sts]"]`` -> nested dict; values parsed as YAML."""
+    nested: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected dotted.key=value")
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else None
+    return nested
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``update`` wins."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from ``path``; a clear error naming the file otherwise."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return raw
+
+
+def validate(schema: type[BaseModel], raw: dict[str, Any], source: str) -> Any:
+    """Validate ``raw`` against ``schema``, raising ConfigError with one line per bad field."""
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a RunConfig from YAML (or defaults) plus dotted ``key=value`` overrides."""
+    raw = read_yaml(Path(path)) if path is not None else {}
+    raw = merge(raw, parse_overrides(overrides or []))
+    return validate(RunConfig, raw, str(path) if path is not None else "<config>")

@@ -1,0 +1,118 @@
+"""``python -m ticketbert.train [--config PATH] [dotted.key=value ...]``: one training run.
+
+Data is read and checked first (a bad file fails before any model is loaded), then the model
+is fine-tuned (and pruned, as the config's ``prune`` section says), with metrics per epoch in
+MLflow and a checkpoint per epoch; rerunning the same config resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ticketbert.config import ConfigError, RunConfig, load_config
+from ticketbert.data import DataError, TaskData, encode_task, read_task, warn_if_synthetic
+from ticketbert.models import build_model, load_tokenizer
+from ticketbert.tasks import get_task
+from ticketbert.tracking import MlflowLogger, Tracker
+from ticketbert.training.device import seed_everything
+
+
+def config_digest(config: RunConfig) -> str:
+    """Short stable hash of everything that defines a run's result."""
+    blob = json.dumps(config.model_dump(mode="json", exclude={"tracking": True, "train": {"progress"}}),
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def run_dir(config: RunConfig) -> Path:
+    """Where a run's checkpoints and final model live: one folder per (name, config)."""
+    return config.output_dir / f"{config.name}-{config_digest(config)}"
+
+
+def run_tags(config: RunConfig) -> dict[str, Any]:
+    """The standard tags of a run: task, mode, method, criterion, sparsity, seed."""
+    pruned = config.prune.method != "none"
+    return {
+        "task": "+".join(config.train.tasks),
+        "mode": config.prune.mode if pruned else "dense",
+        "method": config.prune.method,
+        "criterion": config.prune.criterion or "",
+        "sparsity": config.prune.sparsity if pruned else 0.0,
+        "seed": config.train.seed,
+    }
+
+
+def load_data(config: RunConfig, tokenizer) -> dict[str, TaskData]:
+    """Read, check and tokenise every task of the run."""
+    raws = [read_task(config.data, get_task(name), config.train.seed) for name in config.train.tasks]
+    return {raw.task.name: encode_task(raw, tokenizer, config.data, config.model, config.train.seed)
+            for raw in raws}
+
+
+@dataclass
+class RunResult:
+    metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    run_id: str | None = None
+    model_dir: Path | None = None
+
+
+def open_run(config: RunConfig, run_key: str | None, parent_run_id: str | None = None,
+             tags: dict[str, Any] | None = None) -> MlflowLogger | None:
+    """The run's MLflow logger (reopened if ``run_key`` exists), or None when tracking is off."""
+    if not config.tracking.enabled:
+        return None
+    tracker = Tracker(config.tracking.uri, config.tracking.experiment)
+    key = run_key or f"{config.name}:{config_digest(config)}"
+    return tracker.start(key, run_name=config.tracking.run_name or config.name,
+                         tags={**run_tags(config), **(tags or {})}, params=config.model_dump(mode="json"),
+                         parent_run_id=parent_run_id)
+
+
+def run_training(config: RunConfig, *, run_key: str | None = None, parent_run_id: str | None = None,
+                 tags: dict[str, Any] | None = None) -> RunResult:
+    """Fine-tune (and prune) as ``config`` says; the function the CLI and the sweep call."""
+    from ticketbert.modes import run_mode  # the mode compositions build on this module's helpers
+
+    synthetic = warn_if_synthetic(config.data)
+    tokenizer = load_tokenizer(config.model.encoder)
+    data = load_data(config, tokenizer)
+    seed_everything(config.train.seed)
+    model = build_model(config.model, config.train.tasks)
+    logger = open_run(config, run_key, parent_run_id, {"synthetic_data": synthetic, **(tags or {})})
+    try:
+        result = run_mode(config, model, data, tokenizer.pad_token_id, logger, run_dir(config))
+    except BaseException as exc:
+        if logger is not None:
+            logger.close("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    if logger is not None:
+        logger.close("FINISHED")
+        result.run_id = logger.run_id
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ticketbert.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="YAML config (default: built-in defaults)")
+    parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. train.lr=1e-5")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, args.overrides)
+        result = run_training(config)
+    except (ConfigError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    shown = {k: round(v, 4) for k, v in result.metrics.items() if k.startswith("dev/")}
+    print(f"done: {shown}\nmodel: {result.model_dir}\nmlflow run: {result.run_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Per-epoch checkpoints: model weights as safetensors, trainer state loadable with
+``torch.load(weights_only=True)`` (no pickle of arbitrary objects). Written atomically."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "trainer_state.pt"
+
+
+def save_checkpoint(directory: Path, model: nn.Module, state: dict[str, Any]) -> None:
+    """Write ``model``'s weights and the trainer ``state``; replaces the previous one atomically."""
+    directory = Path(directory)
+    staging = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(tensors, str(staging / MODEL_FILE))
+    torch.save(state, staging / STATE_FILE)
+    backup = directory.with_name(directory.name + ".old")
+    if directory.exists():
+        directory.rename(backup)
+    staging.rename(directory)
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def has_checkpoint(directory: Path) -> bool:
+    return (Path(directory) / STATE_FILE).is_file()
+
+
+def load_checkpoint(directory: Path, model: nn.Module) -> dict[str, Any]:
+    """Load weights into ``model`` (strict) and return the trainer state."""
+    directory = Path(directory)
+    device = next(model.parameters()).device
+    model.load_state_dict(load_file(str(directory / MODEL_FILE), device=str(device)), strict=True)
+    return torch.load(directory / STATE_FILE, weights_only=True, map_location="cpu")

@@ -1,0 +1,160 @@
+"""The training loop: one function for single-task and multitask fine-tuning."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from ticketbert.config import TrainConfig
+from ticketbert.data import TaskData, collate, length_grouped_batches
+from ticketbert.models.compute import attention_flops_per_token, linear_flops_per_token
+from ticketbert.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from ticketbert.training.device import autocast, select_device
+from ticketbert.training.evaluate import evaluate
+
+
+class Logger(Protocol):
+    """Where per-epoch metrics go (see ticketbert.tracking.MlflowLogger)."""
+
+    def log_dict(self, payload: dict[str, float], step: int) -> None: ...
+
+
+class Callback:
+    """A training-time object stepped by the loop. Override what you need."""
+
+    should_stop: bool = False
+
+    def on_step_end(self, model: torch.nn.Module, step: int) -> None:
+        """After every optimizer step (``step`` counts from 1 over the whole run)."""
+
+    def on_epoch_end(self, model: torch.nn.Module, epoch: int, metrics: dict[str, float]) -> None:
+        """After evaluation at the end of every epoch (``epoch`` counts from 1)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from ``state_dict()``."""
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]] = field(default_factory=list)  # metrics of every epoch
+    steps: int = 0
+    train_flops: float = 0.0  # forward + backward FLOPs spent on training (3x forward)
+
+    @property
+    def final(self) -> dict[str, float]:
+        return self.history[-1] if self.history else {}
+
+
+def training_schedule(data: dict[str, TaskData], config: TrainConfig, epoch: int) -> list[tuple[str, list[int]]]:
+    """(task, example indices) of every step of ``epoch``: each task's train set once, in
+    length-grouped batches, interleaved round-robin or in a random size-proportional order."""
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    per_task = {name: length_grouped_batches(d.train.lengths, config.batch_size[name], generator)
+                for name, d in data.items()}
+    if config.sampling == "proportional":
+        steps = [(name, b) for name, batches in per_task.items() for b in batches]
+        return [steps[i] for i in torch.randperm(len(steps), generator=generator).tolist()]
+    longest = max(len(batches) for batches in per_task.values())
+    return [(name, batches[i]) for i in range(longest) for name, batches in per_task.items() if i < len(batches)]
+
+
+def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def fit(model: torch.nn.Module, data: dict[str, TaskData], config: TrainConfig, *, pad_id: int,
+        logger: Logger | None = None, checkpoint_dir: Path | None = None,
+        callbacks: Sequence[Callback] = (), epochs: int | None = None, first_epoch: int = 1) -> TrainResult:
+    """Fine-tune ``model`` on ``data`` for ``epochs`` (default ``config.epochs``).
+
+    After every epoch: metrics on every task's full dev set and fixed train subsample, sent to
+    ``logger`` with step = epoch, and a checkpoint in ``checkpoint_dir``. If that directory holds
+    a checkpoint, training resumes from it and ends where an uninterrupted run would.
+    ``first_epoch`` numbers the epochs of a later phase (e.g. after pruning) after earlier ones.
+    """
+    epochs = config.epochs if epochs is None else epochs
+    device = select_device(config.device)
+    model.to(device)
+    optimizer = _optimizer(model, config)
+    steps_per_epoch = len(training_schedule(data, config, 0))
+    total_steps = steps_per_epoch * epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    result = TrainResult()
+
+    # resume from the last finished epoch, if any
+    start = 0
+    if checkpoint_dir is not None and has_checkpoint(checkpoint_dir):
+        state = load_checkpoint(checkpoint_dir, model)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        for callback, callback_state in zip(callbacks, state["callbacks"]):
+            callback.load_state_dict(callback_state)
+        start, result.steps, result.train_flops = state["epoch"], state["steps"], state["train_flops"]
+        result.history = list(state["history"])
+
+    encoder = model.encoder
+    for epoch in range(start, epochs):
+        if any(c.should_stop for c in callbacks):
+            break
+        number = first_epoch + epoch
+        began = time.perf_counter()
+        linear_fpt = linear_flops_per_token(encoder)
+        model.train()
+        # -- train one epoch
+        schedule = training_schedule(data, config, epoch)
+        for task_name, indices in tqdm(schedule, desc=f"epoch {number}", disable=not config.progress, leave=False):
+            task_data = data[task_name]
+            batch = collate(task_data.train, indices, pad_id).to(device)
+            with autocast(device, config.bf16):
+                loss = task_data.task.loss(model(task_name, batch), batch.labels)
+            loss.backward()
+            if config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            result.steps += 1
+            tokens = batch.tokens
+            width = batch.input_ids.shape[1]
+            result.train_flops += 3 * tokens * (linear_fpt + attention_flops_per_token(encoder, width))
+            for callback in callbacks:
+                callback.on_step_end(model, result.steps)
+            if any(c.should_stop for c in callbacks):
+                break
+        # -- evaluate on dev and the train subsample
+        metrics = evaluate(model, data, pad_id=pad_id, batch_size=config.eval_batch_size, device=device,
+                           bf16=config.bf16)
+        metrics.update({"epoch_seconds": time.perf_counter() - began, "train_flops": result.train_flops,
+                        "lr": scheduler.get_last_lr()[0]})
+        result.history.append(metrics)
+        tqdm.write(f"epoch {number}: " + ", ".join(
+            f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("dev/", "train/")) and "loss" not in k))
+        if logger is not None:
+            logger.log_dict(metrics, step=number)
+        for callback in callbacks:
+            callback.on_epoch_end(model, number, metrics)
+        # -- checkpoint
+        if checkpoint_dir is not None:
+            save_checkpoint(checkpoint_dir, model, {
+                "epoch": epoch + 1, "steps": result.steps, "train_flops": result.train_flops,
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(), "history": result.history,
+                "callbacks": [c.state_dict() for c in callbacks],
+            })
+    return result
