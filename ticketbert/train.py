@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ticketbert.config import ConfigError, RunConfig, load_config
-from ticketbert.data import DataError, TaskData, encode_task, read_task, warn_if_synthetic
+from ticketbert.data import DataError, RawTaskData, TaskData, encode_task, read_task, warn_if_synthetic
 from ticketbert.models import build_model, load_tokenizer
 from ticketbert.tasks import get_task
 from ticketbert.tracking import MlflowLogger, Tracker
@@ -48,9 +48,13 @@ def run_tags(config: RunConfig) -> dict[str, Any]:
     }
 
 
-def load_data(config: RunConfig, tokenizer) -> dict[str, TaskData]:
-    """Read, check and tokenise every task of the run."""
-    raws = [read_task(config.data, get_task(name), config.train.seed) for name in config.train.tasks]
+def read_data(config: RunConfig) -> list[RawTaskData]:
+    """Read and check every task of the run (cheap: before any model or tokenizer is loaded)."""
+    return [read_task(config.data, get_task(name), config.train.seed) for name in config.train.tasks]
+
+
+def encode_data(config: RunConfig, raws: list[RawTaskData], tokenizer) -> dict[str, TaskData]:
+    """Tokenise the tasks read by ``read_data``."""
     return {raw.task.name: encode_task(raw, tokenizer, config.data, config.model, config.train.seed)
             for raw in raws}
 
@@ -81,8 +85,9 @@ def run_training(config: RunConfig, *, run_key: str | None = None, parent_run_id
     from ticketbert.modes import run_mode  # the mode compositions build on this module's helpers
 
     synthetic = warn_if_synthetic(config.data)
+    raws = read_data(config)
     tokenizer = load_tokenizer(config.model.encoder)
-    data = load_data(config, tokenizer)
+    data = encode_data(config, raws, tokenizer)
     seed_everything(config.train.seed)
     model = build_model(config.model, config.train.tasks)
     logger = open_run(config, run_key, parent_run_id, {"synthetic_data": synthetic, **(tags or {})})

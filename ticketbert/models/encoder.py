@@ -48,7 +48,7 @@ def load_encoder(name: str) -> PreTrainedModel:
         encoder.load_state_dict({k: v for k, v in state.items() if not k.startswith("pooler.")}, strict=True)
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None
-    return encoder
+    return encoder.eval()  # as from_pretrained returns it
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, method: str) -> torch.Tensor:

@@ -12,6 +12,11 @@ from torch import nn
 from ticketbert.config import ModelConfig
 
 
+def upcast(tensor: torch.Tensor) -> torch.Tensor:
+    """Half-precision outputs (bf16 autocast) to float32 for losses; float32/64 unchanged."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+
+
 @dataclass(frozen=True)
 class HubSource:
     """Where a task lives on the Hugging Face hub and how its columns map."""

@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ticketbert.config import ModelConfig
-from ticketbert.tasks.base import HubSource, Task
+from ticketbert.tasks.base import HubSource, Task, upcast
 from ticketbert.training.metrics import accuracy, binary_f1
 
 
@@ -57,7 +57,7 @@ class ParaphraseTask(Task):
         return 1 if config.para_encoder == "cross" else 2
 
     def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(outputs.float(), labels.float())
+        return F.binary_cross_entropy_with_logits(upcast(outputs), labels.to(upcast(outputs).dtype))
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         return (outputs > 0).long()

@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ticketbert.config import ModelConfig
-from ticketbert.tasks.base import HubSource, Task
+from ticketbert.tasks.base import HubSource, Task, upcast
 from ticketbert.training.metrics import accuracy, macro_f1
 
 NUM_CLASSES = 5
@@ -44,7 +44,7 @@ class SentimentTask(Task):
         return SentimentHead(hidden_size, config.dropout)
 
     def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(outputs.float(), labels.long())
+        return F.cross_entropy(upcast(outputs), labels.long())
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         return outputs.argmax(dim=-1)

@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ticketbert.config import ModelConfig
-from ticketbert.tasks.base import HubSource, Task
+from ticketbert.tasks.base import HubSource, Task, upcast
 from ticketbert.training.metrics import pearson, spearman
 
 MAX_SCORE = 5.0
@@ -27,7 +27,7 @@ class SimilarityHead(nn.Module):
 
     def forward(self, pooled: list[torch.Tensor]) -> torch.Tensor:
         u, v = (self.projection(self.dropout(p)) for p in pooled)
-        return MAX_SCORE * F.cosine_similarity(u.float(), v.float(), dim=-1)
+        return MAX_SCORE * F.cosine_similarity(upcast(u), upcast(v), dim=-1)
 
 
 class SimilarityTask(Task):
@@ -52,7 +52,7 @@ class SimilarityTask(Task):
         return 2
 
     def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.l1_loss(outputs.float(), labels.float())
+        return F.l1_loss(upcast(outputs), labels.to(upcast(outputs).dtype))
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         return outputs
