@@ -107,6 +107,8 @@ class PruneConfig(_Strict):
     levels: list[float] = Field(default_factory=list)
     recovery_epochs: int = Field(0, ge=0)
     calibration_examples: int = Field(256, ge=1)
+    # post-hoc: where the shared fine-tuned dense model lives (None: inside this run's folder)
+    dense_dir: Path | None = None
     # early-bird: search phase
     early_bird_interval: int = Field(20, ge=1)  # optimizer steps between mask draws
     early_bird_window: int = Field(3, ge=1)
@@ -114,6 +116,14 @@ class PruneConfig(_Strict):
     early_bird_max_steps: int = Field(300, ge=1)
     # iterative magnitude pruning: rounds to reach `sparsity`, each rewound to pre-trained weights
     imp_rounds: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _method_fits_mode(self) -> "PruneConfig":
+        if self.mode == "imp" and self.method not in ("none", "magnitude"):
+            raise ValueError(f"prune.mode imp rewinds magnitude masks: method must be magnitude, got {self.method!r}")
+        if self.method == "magnitude" and self.criterion not in (None, "l1"):
+            raise ValueError(f"prune.criterion: method magnitude ranks weights by l1 only, got {self.criterion!r}")
+        return self
 
     @field_validator("levels")
     @classmethod

@@ -1,28 +1,166 @@
-"""Training modes as compositions of phases over the one training loop."""
+"""Training modes as compositions of phases (train, prune, rewind, resume) over the one loop.
+
+- dense: fine-tune.
+- posthoc: fine-tune densely (or reuse a dense model in ``prune.dense_dir``), prune once to
+  ``prune.sparsity`` (scores cached beside the dense model), optionally recover, measure.
+- early_bird: train until the early-bird mask stops changing, prune, resume training.
+- imp: iterative magnitude pruning with rewinding to the pre-trained weights (Chen et al. 2020).
+"""
 
 from __future__ import annotations
 
+import copy
+import fcntl
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
 
 from ticketbert.config import RunConfig
 from ticketbert.data import TaskData
 from ticketbert.models import TicketBertModel
-from ticketbert.pruning.io import save_pruned
+from ticketbert.models.compute import count_prunable
+from ticketbert.posthoc import latency_batch, prune_and_measure, timed_forward
+from ticketbert.pruning import Scores, attach_masks, load_pruned, make_calibration, plan, save_pruned, score
+from ticketbert.pruning.early_bird import EarlyBirdPruner
+from ticketbert.pruning.units import unit_weight_counts
 from ticketbert.tracking import MlflowLogger
 from ticketbert.training.loop import fit
 
 
-def run_dense(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
-              logger: MlflowLogger | None, directory: Path):
-    """Fine-tune densely; checkpoint per epoch; save the final model."""
-    from ticketbert.train import RunResult
+@dataclass
+class ModeResult:
+    metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    model_dir: Path | None = None
 
+
+@contextmanager
+def _locked(directory: Path):
+    """An exclusive lock on ``directory`` (concurrent trials of one group wait for each other)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_dense(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
+              logger: MlflowLogger | None, directory: Path) -> ModeResult:
+    """Fine-tune densely (checkpoint per epoch, resumable) and save the model to ``directory/model``."""
     trained = fit(model, data, config.train, pad_id=pad_id, logger=logger, checkpoint_dir=directory / "checkpoint")
-    model_dir = save_pruned(model, directory / "model")
-    return RunResult(trained.final, trained.history, model_dir=model_dir)
+    return ModeResult(trained.final, trained.history, save_pruned(model, directory / "model"))
+
+
+def dense_model(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
+                logger: MlflowLogger | None, directory: Path) -> tuple[TicketBertModel, list[dict[str, float]]]:
+    """The fine-tuned dense model of ``directory``: trained once, then reused by every caller."""
+    with _locked(directory):
+        if (directory / "model").is_dir():
+            return load_pruned(directory / "model"), []
+        result = run_dense(config, model, data, pad_id, logger, directory)
+        return model, result.history
+
+
+def cached_scores(directory: Path, model: TicketBertModel, config: RunConfig, data: dict[str, TaskData],
+                  pad_id: int) -> Scores:
+    """Importance scores of the dense model in ``directory``: structured ones are computed once
+    per (method, criterion) and cached there for every sparsity level and trial."""
+    method, criterion = config.prune.method, config.prune.criterion
+    if method == "magnitude":
+        return score(model, method, criterion)
+    path = directory / "scores" / f"{method}-{criterion or 'default'}.safetensors"
+    with _locked(path.parent):
+        if path.is_file():
+            values = load_file(str(path))
+            name = bytes(values.pop("criterion").tolist()).decode()
+            return Scores(method, name, [values[str(i)] for i in range(len(values))],
+                          unit_weight_counts(model.encoder, method), count_prunable(model.encoder, nonzero=False))
+        calibration = make_calibration(data, config.prune.calibration_examples, pad_id=pad_id, seed=config.train.seed)
+        scores = score(model, method, criterion, calibration)
+        tensors = {str(i): v.contiguous() for i, v in enumerate(scores.values)}
+        tensors["criterion"] = torch.tensor(list(scores.criterion.encode()), dtype=torch.uint8)
+        save_file(tensors, str(path))
+        return scores
+
+
+def run_posthoc(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
+                logger: MlflowLogger | None, directory: Path) -> ModeResult:
+    """Prune the (shared) dense model once to ``prune.sparsity``, recover, evaluate, time."""
+    dense_dir = config.prune.dense_dir or directory / "dense"
+    dense, history = dense_model(config, model, data, pad_id, logger, dense_dir)
+    scores = cached_scores(dense_dir, dense, config, data, pad_id)
+    dense.to(next(model.parameters()).device)
+    task, batch = latency_batch(data, pad_id)
+    dense_ms = timed_forward(dense, task, batch)
+    step = len(history) + config.prune.recovery_epochs
+    metrics = prune_and_measure(dense, scores, config.prune.sparsity, data, train=config.train, pad_id=pad_id,
+                                scope=config.prune.scope, recovery_epochs=config.prune.recovery_epochs,
+                                dense_ms=dense_ms, logger=logger, first_epoch=len(history) + 1)
+    if logger is not None:
+        logger.log_dict(metrics, step=step)
+    return ModeResult(metrics, [*history, metrics])
+
+
+def run_early_bird(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
+                   logger: MlflowLogger | None, directory: Path) -> ModeResult:
+    """Search: train until the mask settles; prune; resume training for the remaining epochs."""
+    p = config.prune
+    calibration = make_calibration(data, p.calibration_examples, pad_id=pad_id, seed=config.train.seed)
+    pruner = EarlyBirdPruner(p.method, p.sparsity, criterion=p.criterion, scope=p.scope, interval=p.early_bird_interval,
+                             window=p.early_bird_window, epsilon=p.early_bird_epsilon, max_steps=p.early_bird_max_steps,
+                             data=calibration)
+    search = fit(model, data, config.train, pad_id=pad_id, logger=logger, checkpoint_dir=directory / "search",
+                 callbacks=[pruner])
+    report = pruner.prune(model)
+    found = {"early_bird_step": float(pruner.found_at or pruner.steps), "early_bird_converged": float(pruner.converged),
+             "search_train_flops": search.train_flops, **report.metrics()}
+    if logger is not None:
+        logger.log_dict(found, step=len(search.history))
+    remaining = max(config.train.epochs - len(search.history), 1)
+    final = fit(model, data, config.train, pad_id=pad_id, logger=logger, checkpoint_dir=directory / "final",
+                epochs=remaining, first_epoch=len(search.history) + 1)
+    metrics = {**final.final, **found, "total_train_flops": search.train_flops + final.train_flops}
+    if logger is not None:
+        logger.log_dict(metrics, step=len(search.history) + remaining)
+    return ModeResult(metrics, search.history + final.history, save_pruned(model, directory / "model"))
+
+
+def run_imp(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
+            logger: MlflowLogger | None, directory: Path) -> ModeResult:
+    """Lottery-ticket IMP: train, prune globally by magnitude, rewind the survivors to the
+    pre-trained weights; the sparsity grows geometrically over ``prune.imp_rounds`` rounds."""
+    p = config.prune
+    pretrained = copy.deepcopy(model)
+    masks, history, flops = None, [], 0.0
+    rounds = p.imp_rounds
+    for round_number in range(rounds + 1):
+        candidate = copy.deepcopy(pretrained)
+        if masks is not None:
+            attach_masks(candidate.encoder, masks)
+        trained = fit(candidate, data, config.train, pad_id=pad_id, logger=logger,
+                      checkpoint_dir=directory / f"round{round_number}", first_epoch=len(history) + 1)
+        history += trained.history
+        flops += trained.train_flops
+        if round_number == rounds:
+            break
+        target = 1.0 - (1.0 - p.sparsity) ** ((round_number + 1) / rounds)
+        masks = plan(score(candidate, "magnitude"), target, p.scope).masks
+    achieved = 1.0 - sum(int(m.sum()) for m in masks.values()) / count_prunable(candidate.encoder, nonzero=False)
+    metrics = {**trained.final, "achieved_sparsity": achieved, "total_train_flops": flops}
+    if logger is not None:
+        logger.log_dict(metrics, step=len(history))
+    return ModeResult(metrics, history, save_pruned(candidate, directory / "model"))
 
 
 def run_mode(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
-             logger: MlflowLogger | None, directory: Path):
+             logger: MlflowLogger | None, directory: Path) -> ModeResult:
     """Dispatch on ``config.prune``: dense, post-hoc, early-bird or IMP."""
-    return run_dense(config, model, data, pad_id, logger, directory)
+    if config.prune.method == "none":
+        return run_dense(config, model, data, pad_id, logger, directory)
+    return {"posthoc": run_posthoc, "early_bird": run_early_bird, "imp": run_imp}[config.prune.mode](
+        config, model, data, pad_id, logger, directory)

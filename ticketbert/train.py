@@ -18,6 +18,7 @@ from typing import Any
 from ticketbert.config import ConfigError, RunConfig, load_config
 from ticketbert.data import DataError, RawTaskData, TaskData, encode_task, read_task, warn_if_synthetic
 from ticketbert.models import build_model, load_tokenizer
+from ticketbert.modes import run_mode
 from ticketbert.tasks import get_task
 from ticketbert.tracking import MlflowLogger, Tracker
 from ticketbert.training.device import seed_everything
@@ -59,14 +60,6 @@ def encode_data(config: RunConfig, raws: list[RawTaskData], tokenizer) -> dict[s
             for raw in raws}
 
 
-@dataclass
-class RunResult:
-    metrics: dict[str, float]
-    history: list[dict[str, float]] = field(default_factory=list)
-    run_id: str | None = None
-    model_dir: Path | None = None
-
-
 def open_run(config: RunConfig, run_key: str | None, parent_run_id: str | None = None,
              tags: dict[str, Any] | None = None) -> MlflowLogger | None:
     """The run's MLflow logger (reopened if ``run_key`` exists), or None when tracking is off."""
@@ -79,11 +72,17 @@ def open_run(config: RunConfig, run_key: str | None, parent_run_id: str | None =
                          parent_run_id=parent_run_id)
 
 
+@dataclass
+class RunResult:
+    metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    run_id: str | None = None
+    model_dir: Path | None = None
+
+
 def run_training(config: RunConfig, *, run_key: str | None = None, parent_run_id: str | None = None,
                  tags: dict[str, Any] | None = None) -> RunResult:
     """Fine-tune (and prune) as ``config`` says; the function the CLI and the sweep call."""
-    from ticketbert.modes import run_mode  # the mode compositions build on this module's helpers
-
     synthetic = warn_if_synthetic(config.data)
     raws = read_data(config)
     tokenizer = load_tokenizer(config.model.encoder)
@@ -92,15 +91,14 @@ def run_training(config: RunConfig, *, run_key: str | None = None, parent_run_id
     model = build_model(config.model, config.train.tasks)
     logger = open_run(config, run_key, parent_run_id, {"synthetic_data": synthetic, **(tags or {})})
     try:
-        result = run_mode(config, model, data, tokenizer.pad_token_id, logger, run_dir(config))
+        outcome = run_mode(config, model, data, tokenizer.pad_token_id, logger, run_dir(config))
     except BaseException as exc:
         if logger is not None:
             logger.close("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     if logger is not None:
         logger.close("FINISHED")
-        result.run_id = logger.run_id
-    return result
+    return RunResult(outcome.metrics, outcome.history, logger.run_id if logger else None, outcome.model_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

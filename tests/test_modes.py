@@ -1,0 +1,121 @@
+"""Post-hoc sweeps, early-bird and IMP modes end to end on the tiny model."""
+
+import mlflow
+import pytest
+import torch
+
+from ticketbert import EarlyBirdPruner, load_pruned, sweep_sparsity
+from ticketbert.models.compute import count_prunable
+from ticketbert.pruning import criteria, plan, score
+from ticketbert.pruning.early_bird import plan_distance
+from ticketbert.train import run_training
+from ticketbert.tracking import Tracker
+
+
+def test_sweep_sparsity_scores_once_and_logs_a_child_run_per_level(tiny_model, tiny_task_data, tiny_run_config,
+                                                                     tokenizer, monkeypatch):
+    calls = []
+    original = criteria.CRITERIA["taylor"]
+    monkeypatch.setitem(criteria.CRITERIA, "taylor", lambda *a: calls.append(1) or original(*a))
+    tracker = Tracker(tiny_run_config.tracking.uri, "sweep-test")
+    parent = tracker.start("parent")
+    data = {"sts": tiny_task_data["sts"]}
+    levels = [0.0, 0.2, 0.4]
+    results = sweep_sparsity(tiny_model, data, levels, method="heads", criterion="taylor",
+                             train=tiny_run_config.train, pad_id=tokenizer.pad_token_id, tracker=tracker,
+                             parent_run_id=parent.run_id, tags={"task": "sts"}, calibration_examples=8)
+    assert len(calls) == 1
+    assert [r.sparsity for r in results] == levels
+    assert results[0].metrics["achieved_sparsity"] == 0.0
+    assert results[2].metrics["achieved_sparsity"] > results[1].metrics["achieved_sparsity"] > 0
+    assert results[2].metrics["flops_per_token"] < results[0].metrics["flops_per_token"]
+    runs = mlflow.MlflowClient(tracker.uri).search_runs(
+        [tracker.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'")
+    assert len(runs) == 3
+    for run in runs:
+        assert run.data.tags["method"] == "heads" and run.data.tags["criterion"] == "taylor"
+        for name in ("dev/pearson", "train/pearson", "achieved_sparsity", "params", "flops_per_token",
+                     "latency_ms", "speedup"):
+            assert name in run.data.metrics
+    # the dense model is untouched
+    assert all(n == 4 for n in [layer.attention.self.num_attention_heads for layer in tiny_model.encoder.encoder.layer])
+
+
+def test_posthoc_trials_share_one_dense_fine_tune(tiny_run_config, tmp_path):
+    fits = []
+    import ticketbert.modes as modes
+    original = modes.run_dense
+    modes.run_dense = lambda *a, **k: fits.append(1) or original(*a, **k)
+    try:
+        for sparsity in (0.1, 0.3):
+            config = tiny_run_config.model_copy(deep=True)
+            config.prune.method, config.prune.sparsity, config.prune.criterion = "ffn", sparsity, "loss_increment"
+            config.prune.dense_dir = tmp_path / "dense"
+            config.prune.calibration_examples = 8
+            result = run_training(config)
+            assert result.metrics["achieved_sparsity"] == pytest.approx(sparsity, abs=0.01)
+            assert "speedup" in result.metrics and "dev/accuracy" in result.metrics
+    finally:
+        modes.run_dense = original
+    assert len(fits) == 1
+    assert (tmp_path / "dense" / "scores" / "ffn-loss_increment.safetensors").is_file()
+
+
+def test_plan_distance():
+    scores = score(_bert(), "heads", "l1")
+    a, b = plan(scores, 0.2), plan(scores, 0.4)
+    assert plan_distance(a, a) == 0.0
+    assert 0 < plan_distance(a, b) <= 1
+    m1, m2 = plan(score(_bert(), "magnitude"), 0.5), plan(score(_bert(1), "magnitude"), 0.5)
+    assert plan_distance(m1, m1) == 0.0 and plan_distance(m1, m2) > 0.3
+
+
+def _bert(seed=0):
+    from test_pruning import random_bert
+    return random_bert(seed)
+
+
+def test_early_bird_pruner_in_a_plain_loop():
+    """Stepped from a hand-written loop: with weights that stop moving the mask settles."""
+    model = _bert()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    pruner = EarlyBirdPruner("magnitude", 0.5, interval=2, window=2, epsilon=0.05)
+    found_at = None
+    for step in range(1, 41):
+        out = model(input_ids=torch.randint(1000, 2000, (2, 8))).last_hidden_state
+        out.pow(2).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if pruner.step(model):
+            found_at = step
+            break
+    assert found_at is not None and pruner.converged and pruner.distances[-1] < 0.05
+    report = pruner.prune(model)
+    assert report.achieved_sparsity == pytest.approx(0.5, abs=1e-3)
+    restored = EarlyBirdPruner("magnitude", 0.5, interval=2, window=2, epsilon=0.05)
+    restored.load_state_dict(pruner.state_dict())
+    assert restored.found_at == found_at and plan_distance(restored.plan, pruner.plan) == 0
+
+
+def test_early_bird_mode_prunes_and_resumes(tiny_run_config):
+    config = tiny_run_config.model_copy(deep=True)
+    config.train.epochs = 3
+    config.prune.method, config.prune.sparsity, config.prune.mode, config.prune.criterion = "heads", 0.25, "early_bird", "l1"
+    config.prune.early_bird_interval, config.prune.early_bird_window, config.prune.early_bird_max_steps = 1, 2, 4
+    result = run_training(config)
+    assert result.metrics["early_bird_step"] <= 4
+    assert result.metrics["achieved_sparsity"] == pytest.approx(0.25, abs=0.01)
+    assert result.metrics["total_train_flops"] > result.metrics["search_train_flops"] > 0
+    reloaded = load_pruned(result.model_dir)
+    assert sum(reloaded.encoder.config.ticketbert_structure["heads_per_layer"]) == 8 - 4  # heads: half of tiny BERT
+
+
+def test_imp_mode_reaches_target_with_rewinding(tiny_run_config):
+    config = tiny_run_config.model_copy(deep=True)
+    config.train.epochs = 1
+    config.prune.method, config.prune.sparsity, config.prune.mode, config.prune.imp_rounds = "magnitude", 0.6, "imp", 2
+    result = run_training(config)
+    assert result.metrics["achieved_sparsity"] == pytest.approx(0.6, abs=1e-3)
+    assert len(result.history) == 3  # two pruning rounds + the final training
+    model = load_pruned(result.model_dir)
+    assert 1 - count_prunable(model.encoder) / count_prunable(model.encoder, nonzero=False) == pytest.approx(0.6, abs=1e-3)

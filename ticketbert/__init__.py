@@ -1,0 +1,21 @@
+"""ticketbert: lottery-ticket-aware fine-tuning and pruning of BERT-family models.
+
+Public API (everything else is internal and may change):
+
+- ``prune(model, method, sparsity, *, criterion=None, scope="global", data=None) -> PruningReport``
+- ``score`` / ``plan`` / ``apply``: the three steps of ``prune``, to reuse scores across levels
+- ``sweep_sparsity(model, data, levels, *, method, ...)``: post-hoc sweep from one dense model
+- ``EarlyBirdPruner``: finds an early-bird ticket in any training loop
+- ``save_pruned(model, path)`` / ``load_pruned(path)``: pruned models as safetensors + config
+- ``load_config`` / ``run_training``: what ``python -m ticketbert.train`` does
+"""
+
+from ticketbert.config import RunConfig, load_config
+from ticketbert.posthoc import sweep_sparsity
+from ticketbert.pruning import PruningReport, apply, load_pruned, plan, prune, save_pruned, score
+from ticketbert.pruning.early_bird import EarlyBirdPruner
+from ticketbert.train import run_training
+
+__all__ = ["EarlyBirdPruner", "PruningReport", "RunConfig", "apply", "load_config", "load_pruned", "plan", "prune",
+           "run_training", "save_pruned", "score", "sweep_sparsity"]
+__version__ = "0.1.0"
