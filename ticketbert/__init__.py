@@ -10,11 +10,23 @@ Public API (everything else is internal and may change):
 - ``load_config`` / ``run_training``: what ``python -m ticketbert.train`` does
 """
 
+from importlib import import_module
+from typing import Any
+
 from ticketbert.config import RunConfig, load_config
-from ticketbert.posthoc import sweep_sparsity
 from ticketbert.pruning import PruningReport, apply, load_pruned, plan, prune, save_pruned, score
 from ticketbert.pruning.early_bird import EarlyBirdPruner
-from ticketbert.train import run_training
+
+_LAZY = {"sweep_sparsity": "ticketbert.posthoc", "run_training": "ticketbert.train"}
+
+
+def __getattr__(name: str) -> Any:
+    """Entry-point functions load on first use, so ``python -m ticketbert.train`` and a plain
+    ``import ticketbert`` stay light (no MLflow import)."""
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ticketbert' has no attribute {name!r}")
+
 
 __all__ = ["EarlyBirdPruner", "PruningReport", "RunConfig", "apply", "load_config", "load_pruned", "plan", "prune",
            "run_training", "save_pruned", "score", "sweep_sparsity"]

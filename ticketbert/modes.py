@@ -22,7 +22,7 @@ from ticketbert.config import RunConfig
 from ticketbert.data import TaskData
 from ticketbert.models import TicketBertModel
 from ticketbert.models.compute import count_prunable
-from ticketbert.posthoc import latency_batch, prune_and_measure, timed_forward
+from ticketbert.posthoc import prune_and_measure
 from ticketbert.pruning import Scores, attach_masks, load_pruned, make_calibration, plan, save_pruned, score
 from ticketbert.pruning.early_bird import EarlyBirdPruner
 from ticketbert.pruning.units import unit_weight_counts
@@ -95,12 +95,10 @@ def run_posthoc(config: RunConfig, model: TicketBertModel, data: dict[str, TaskD
     dense, history = dense_model(config, model, data, pad_id, logger, dense_dir)
     scores = cached_scores(dense_dir, dense, config, data, pad_id)
     dense.to(next(model.parameters()).device)
-    task, batch = latency_batch(data, pad_id)
-    dense_ms = timed_forward(dense, task, batch)
     step = len(history) + config.prune.recovery_epochs
     metrics = prune_and_measure(dense, scores, config.prune.sparsity, data, train=config.train, pad_id=pad_id,
                                 scope=config.prune.scope, recovery_epochs=config.prune.recovery_epochs,
-                                dense_ms=dense_ms, logger=logger, first_epoch=len(history) + 1)
+                                logger=logger, first_epoch=len(history) + 1)
     if logger is not None:
         logger.log_dict(metrics, step=step)
     return ModeResult(metrics, [*history, metrics])

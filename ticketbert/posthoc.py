@@ -14,7 +14,7 @@ from ticketbert.config import TrainConfig
 from ticketbert.data import Batch, TaskData, collate
 from ticketbert.models import TicketBertModel
 from ticketbert.models.compute import measure_latency
-from ticketbert.pruning import Scores, apply, bake_masks, make_calibration, plan, score
+from ticketbert.pruning import Scores, apply, bake_masks, make_calibration, max_sparsity, plan, score
 from ticketbert.tracking import Tracker
 from ticketbert.training.device import select_device
 from ticketbert.training.evaluate import evaluate
@@ -29,11 +29,16 @@ def latency_batch(data: dict[str, TaskData], pad_id: int, size: int = LATENCY_BA
     return name, collate(task_data.dev, list(range(min(size, len(task_data.dev)))), pad_id)
 
 
-def timed_forward(model: TicketBertModel, task: str, batch: Batch, repeats: int = 10) -> float:
-    """Median ms of one forward pass of ``batch`` on the model's device."""
-    device = next(model.parameters()).device
+def paired_latency(dense: TicketBertModel, pruned: TicketBertModel, task: str, batch: Batch) -> tuple[float, float]:
+    """Median ms of a forward pass of ``batch`` through the dense and the pruned model, timed
+    interleaved in this process on the models' device (eval mode, no grad)."""
+    device = next(pruned.parameters()).device
     batch = batch.to(device)
-    return measure_latency(model, lambda: model(task, batch), repeats=repeats)
+    modes = dense.training, pruned.training
+    dense.eval(), pruned.eval()
+    times = measure_latency([lambda: dense(task, batch), lambda: pruned(task, batch)], device)
+    dense.train(modes[0]), pruned.train(modes[1])
+    return times[0], times[1]
 
 
 @dataclass
@@ -43,17 +48,16 @@ class LevelResult:
     run_id: str | None = None
 
 
-def compute_metrics(model: TicketBertModel, report_metrics: dict[str, float], dense_ms: float,
-                    task: str, batch: Batch) -> dict[str, float]:
-    """Report metrics plus measured latency and speedup against ``dense_ms``."""
-    latency = timed_forward(model, task, batch)
-    return {**report_metrics, "latency_ms": latency, "speedup": dense_ms / latency,
+def compute_metrics(dense: TicketBertModel, pruned: TicketBertModel, task: str, batch: Batch) -> dict[str, float]:
+    """Measured latency of ``pruned``, its speedup over ``dense``, and the timed batch's shape."""
+    dense_ms, latency = paired_latency(dense, pruned, task, batch)
+    return {"latency_ms": latency, "dense_latency_ms": dense_ms, "speedup": dense_ms / latency,
             "latency_batch": float(batch.labels.numel()), "latency_seq_len": float(batch.input_ids.shape[1])}
 
 
 def prune_and_measure(dense: TicketBertModel, scores: Scores, sparsity: float, data: dict[str, TaskData], *,
                       train: TrainConfig, pad_id: int, scope: str = "global", recovery_epochs: int = 0,
-                      dense_ms: float, logger=None, first_epoch: int = 1) -> dict[str, float]:
+                      logger=None, first_epoch: int = 1) -> dict[str, float]:
     """A pruned copy of ``dense`` at ``sparsity``: recovered, evaluated and timed."""
     device = select_device(train.device)
     model = copy.deepcopy(dense).to(device)
@@ -66,7 +70,7 @@ def prune_and_measure(dense: TicketBertModel, scores: Scores, sparsity: float, d
     bake_masks(model.encoder)  # time the weights as they are, not the mask hook
     metrics = evaluate(model, data, pad_id=pad_id, batch_size=train.eval_batch_size, device=device, bf16=train.bf16)
     task, batch = latency_batch(data, pad_id)
-    return {**metrics, **flops, **compute_metrics(model, report.metrics(), dense_ms, task, batch)}
+    return {**metrics, **flops, **report.metrics(), **compute_metrics(dense, model, task, batch)}
 
 
 def sweep_sparsity(model: TicketBertModel, data: dict[str, TaskData], levels: list[float], *, method: str,
@@ -84,8 +88,6 @@ def sweep_sparsity(model: TicketBertModel, data: dict[str, TaskData], levels: li
     model = model.to(device)
     calibration = make_calibration(data, calibration_examples, pad_id=pad_id, seed=train.seed)
     scores = score(model, method, criterion, calibration)
-    task, batch = latency_batch(data, pad_id)
-    dense_ms = timed_forward(model, task, batch)
     results = []
     for level in levels:
         logger = None
@@ -95,9 +97,69 @@ def sweep_sparsity(model: TicketBertModel, data: dict[str, TaskData], levels: li
                                    tags={**(tags or {}), "mode": "posthoc", "method": method,
                                          "criterion": scores.criterion, "sparsity": level})
         metrics = prune_and_measure(model, scores, level, data, train=train, pad_id=pad_id, scope=scope,
-                                    recovery_epochs=recovery_epochs, dense_ms=dense_ms, logger=logger)
+                                    recovery_epochs=recovery_epochs, logger=logger)
         if logger is not None:
             logger.log_dict(metrics, step=recovery_epochs)
             logger.close()
         results.append(LevelResult(level, metrics, logger.run_id if logger else None))
     return results
+
+
+DEFAULT_LEVELS = [round(0.1 * i, 1) for i in range(10)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ticketbert.posthoc --config C --model DIR``: sweep every method over levels."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    from ticketbert.config import ConfigError, load_config
+    from ticketbert.data import DataError
+    from ticketbert.models import load_tokenizer
+    from ticketbert.pruning import load_pruned
+    from ticketbert.train import encode_data, read_data, run_tags
+
+    parser = argparse.ArgumentParser(prog="python -m ticketbert.posthoc", description=main.__doc__)
+    parser.add_argument("--config", type=Path, help="the run config the model was trained with (data, train)")
+    parser.add_argument("--model", type=Path, required=True, help="a fine-tuned model directory (save_pruned)")
+    parser.add_argument("--methods", nargs="+", default=["magnitude", "heads", "ffn", "layers"])
+    parser.add_argument("--criterion", action="append", default=[], metavar="METHOD=CRITERION",
+                        help="criterion per method, e.g. heads=loss_increment (default: the method's usual)")
+    parser.add_argument("--levels", type=lambda s: [float(x) for x in s.split(",")], default=DEFAULT_LEVELS)
+    parser.add_argument("overrides", nargs="*", help="dotted.key=value config overrides")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, args.overrides)
+        criteria = dict(item.split("=", 1) for item in args.criterion)
+        raws = read_data(config)
+        data = encode_data(config, raws, load_tokenizer(config.model.encoder))
+    except (ConfigError, DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    pad_id = load_tokenizer(config.model.encoder).pad_token_id
+    model = load_pruned(args.model)
+    tracker = Tracker(config.tracking.uri, config.tracking.experiment)
+    tags = {**run_tags(config), "mode": "posthoc", "model_dir": str(args.model.resolve())}
+    parent = tracker.start(f"posthoc:{args.model.resolve()}:{config.name}", run_name=f"posthoc-{config.name}",
+                           tags=tags, params=config.model_dump(mode="json"))
+    for method in args.methods:
+        probe = score(model, method, "l1") if method != "magnitude" else None
+        limit = max_sparsity(probe) if probe is not None else 1.0
+        levels = [level for level in args.levels if level <= limit + 1e-9]
+        skipped = [level for level in args.levels if level > limit + 1e-9]
+        if skipped:
+            print(f"{method}: levels {skipped} exceed its maximum {limit:.1%}; skipped")
+        results = sweep_sparsity(model, data, levels, method=method, criterion=criteria.get(method),
+                                 train=config.train, pad_id=pad_id, calibration_examples=config.prune.calibration_examples,
+                                 tracker=tracker, parent_run_id=parent.run_id, run_key=parent.run_id, tags=tags)
+        for result in results:
+            shown = {k: round(v, 4) for k, v in result.metrics.items()
+                     if k.startswith("dev/") and not k.endswith("loss") or k in ("achieved_sparsity", "speedup")}
+            print(f"{method} {result.sparsity:.2f}: {shown}", flush=True)
+    parent.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

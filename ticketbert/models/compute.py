@@ -72,13 +72,11 @@ def flops_per_token(encoder: nn.Module, seq_len: int = 128) -> float:
 
 
 @torch.no_grad()
-def measure_latency(model: nn.Module, call, *, warmup: int = 3, repeats: int = 10) -> float:
-    """Median wall time in ms of ``call()`` after ``warmup`` calls (synchronising CUDA)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+def measure_latency(calls: list, device: torch.device, *, warmup: int = 3, repeats: int = 15) -> list[float]:
+    """Median wall time in ms of each of ``calls``, timed interleaved (call 1, call 2, ...,
+    repeated) so that load drifting on the machine affects all alike; CUDA is synchronised."""
 
-    def timed() -> float:
+    def timed(call) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
@@ -88,7 +86,10 @@ def measure_latency(model: nn.Module, call, *, warmup: int = 3, repeats: int = 1
         return (time.perf_counter() - start) * 1e3
 
     for _ in range(warmup):
-        timed()
-    median = statistics.median(timed() for _ in range(repeats))
-    model.train(was_training)
-    return median
+        for call in calls:
+            timed(call)
+    samples: list[list[float]] = [[] for _ in calls]
+    for _ in range(repeats):
+        for call, times in zip(calls, samples):
+            times.append(timed(call))
+    return [statistics.median(times) for times in samples]
