@@ -26,8 +26,7 @@ from ticketbert.posthoc import prune_and_measure
 from ticketbert.pruning import Scores, attach_masks, load_pruned, make_calibration, plan, save_pruned, score
 from ticketbert.pruning.early_bird import EarlyBirdPruner
 from ticketbert.pruning.units import unit_weight_counts
-from ticketbert.tracking import MlflowLogger
-from ticketbert.training.loop import fit
+from ticketbert.training.loop import Logger, fit
 
 
 @dataclass
@@ -50,14 +49,14 @@ def _locked(directory: Path):
 
 
 def run_dense(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
-              logger: MlflowLogger | None, directory: Path) -> ModeResult:
+              logger: Logger, directory: Path) -> ModeResult:
     """Fine-tune densely (checkpoint per epoch, resumable) and save the model to ``directory/model``."""
     trained = fit(model, data, config.train, pad_id=pad_id, logger=logger, checkpoint_dir=directory / "checkpoint")
     return ModeResult(trained.final, trained.history, save_pruned(model, directory / "model"))
 
 
 def dense_model(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
-                logger: MlflowLogger | None, directory: Path) -> tuple[TicketBertModel, list[dict[str, float]]]:
+                logger: Logger, directory: Path) -> tuple[TicketBertModel, list[dict[str, float]]]:
     """The fine-tuned dense model of ``directory``: trained once, then reused by every caller."""
     with _locked(directory):
         if (directory / "model").is_dir():
@@ -89,7 +88,7 @@ def cached_scores(directory: Path, model: TicketBertModel, config: RunConfig, da
 
 
 def run_posthoc(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
-                logger: MlflowLogger | None, directory: Path) -> ModeResult:
+                logger: Logger, directory: Path) -> ModeResult:
     """Prune the (shared) dense model once to ``prune.sparsity``, recover, evaluate, time."""
     dense_dir = config.prune.dense_dir or directory / "dense"
     dense, history = dense_model(config, model, data, pad_id, logger, dense_dir)
@@ -99,13 +98,12 @@ def run_posthoc(config: RunConfig, model: TicketBertModel, data: dict[str, TaskD
     metrics = prune_and_measure(dense, scores, config.prune.sparsity, data, train=config.train, pad_id=pad_id,
                                 scope=config.prune.scope, recovery_epochs=config.prune.recovery_epochs,
                                 logger=logger, first_epoch=len(history) + 1)
-    if logger is not None:
-        logger.log_dict(metrics, step=step)
+    logger.log_dict(metrics, step=step)
     return ModeResult(metrics, [*history, metrics])
 
 
 def run_early_bird(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
-                   logger: MlflowLogger | None, directory: Path) -> ModeResult:
+                   logger: Logger, directory: Path) -> ModeResult:
     """Search: train until the mask settles; prune; resume training for the remaining epochs."""
     p = config.prune
     calibration = make_calibration(data, p.calibration_examples, pad_id=pad_id, seed=config.train.seed)
@@ -117,19 +115,17 @@ def run_early_bird(config: RunConfig, model: TicketBertModel, data: dict[str, Ta
     report = pruner.prune(model)
     found = {"early_bird_step": float(pruner.found_at or pruner.steps), "early_bird_converged": float(pruner.converged),
              "search_train_flops": search.train_flops, **report.metrics()}
-    if logger is not None:
-        logger.log_dict(found, step=len(search.history))
+    logger.log_dict(found, step=len(search.history))
     remaining = max(config.train.epochs - len(search.history), 1)
     final = fit(model, data, config.train, pad_id=pad_id, logger=logger, checkpoint_dir=directory / "final",
                 epochs=remaining, first_epoch=len(search.history) + 1)
     metrics = {**final.final, **found, "total_train_flops": search.train_flops + final.train_flops}
-    if logger is not None:
-        logger.log_dict(metrics, step=len(search.history) + remaining)
+    logger.log_dict(metrics, step=len(search.history) + remaining)
     return ModeResult(metrics, search.history + final.history, save_pruned(model, directory / "model"))
 
 
 def run_imp(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
-            logger: MlflowLogger | None, directory: Path) -> ModeResult:
+            logger: Logger, directory: Path) -> ModeResult:
     """Lottery-ticket IMP: train, prune globally by magnitude, rewind the survivors to the
     pre-trained weights; the sparsity grows geometrically over ``prune.imp_rounds`` rounds."""
     p = config.prune
@@ -150,13 +146,12 @@ def run_imp(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData]
         masks = plan(score(candidate, "magnitude"), target, p.scope).masks
     achieved = 1.0 - sum(int(m.sum()) for m in masks.values()) / count_prunable(candidate.encoder, nonzero=False)
     metrics = {**trained.final, "achieved_sparsity": achieved, "total_train_flops": flops}
-    if logger is not None:
-        logger.log_dict(metrics, step=len(history))
+    logger.log_dict(metrics, step=len(history))
     return ModeResult(metrics, history, save_pruned(candidate, directory / "model"))
 
 
 def run_mode(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
-             logger: MlflowLogger | None, directory: Path) -> ModeResult:
+             logger: Logger, directory: Path) -> ModeResult:
     """Dispatch on ``config.prune``: dense, post-hoc, early-bird or IMP."""
     if config.prune.method == "none":
         return run_dense(config, model, data, pad_id, logger, directory)

@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from ticketbert.modes import run_mode
 from ticketbert.tasks import get_task
 from ticketbert.tracking import MlflowLogger, Tracker
 from ticketbert.training.device import seed_everything
+from ticketbert.training.loop import Logger
 
 
 def config_digest(config: RunConfig) -> str:
@@ -80,9 +82,21 @@ class RunResult:
     model_dir: Path | None = None
 
 
+class FanOut:
+    """A Logger that forwards every epoch's metrics to several loggers."""
+
+    def __init__(self, loggers: list[Logger]):
+        self.loggers = loggers
+
+    def log_dict(self, payload: dict[str, float], step: int) -> None:
+        for logger in self.loggers:
+            logger.log_dict(payload, step)
+
+
 def run_training(config: RunConfig, *, run_key: str | None = None, parent_run_id: str | None = None,
-                 tags: dict[str, Any] | None = None) -> RunResult:
-    """Fine-tune (and prune) as ``config`` says; the function the CLI and the sweep call."""
+                 tags: dict[str, Any] | None = None, reporters: Sequence[Logger] = ()) -> RunResult:
+    """Fine-tune (and prune) as ``config`` says; the function the CLI and the sweep call.
+    ``reporters`` receive every epoch's metrics besides MLflow (e.g. Ray Tune)."""
     synthetic = warn_if_synthetic(config.data)
     raws = read_data(config)
     tokenizer = load_tokenizer(config.model.encoder)
@@ -91,7 +105,8 @@ def run_training(config: RunConfig, *, run_key: str | None = None, parent_run_id
     model = build_model(config.model, config.train.tasks)
     logger = open_run(config, run_key, parent_run_id, {"synthetic_data": synthetic, **(tags or {})})
     try:
-        outcome = run_mode(config, model, data, tokenizer.pad_token_id, logger, run_dir(config))
+        sinks = FanOut([*([logger] if logger else []), *reporters])
+        outcome = run_mode(config, model, data, tokenizer.pad_token_id, sinks, run_dir(config))
     except BaseException as exc:
         if logger is not None:
             logger.close("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")

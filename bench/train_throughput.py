@@ -1,0 +1,89 @@
+"""Tokens/s of a MiniLM training step with dynamic padding + length grouping versus fixed
+max-length padding, and the step's model FLOP/s as a fraction of a large dense matmul's.
+
+    python bench/train_throughput.py [--steps 12] [--batch 32] [--max-length 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from bench.common import bench_data, matmul_flops_per_second, save
+from ticketbert.config import ModelConfig
+from ticketbert.data import collate, length_grouped_batches
+from ticketbert.models import build_model
+from ticketbert.models.compute import attention_flops_per_token, linear_flops_per_token
+from ticketbert.training.device import select_device
+
+
+def pad_to(batch, width: int, pad_id: int):
+    """The same batch padded to a fixed ``width`` (what a static-shape pipeline does)."""
+    extra = width - batch.input_ids.shape[1]
+    pad = lambda t, v: torch.nn.functional.pad(t, (0, extra), value=v)  # noqa: E731
+    return type(batch)(pad(batch.input_ids, pad_id), pad(batch.attention_mask, 0), pad(batch.token_type_ids, 0),
+                       batch.labels, batch.segments)
+
+
+def run(batches, model, task, device) -> dict[str, float]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    encoder = model.encoder
+    linear = linear_flops_per_token(encoder)
+    real_tokens, flops, elapsed = 0, 0.0, 0.0
+    for i, batch in enumerate(batches):
+        batch = batch.to(device)
+        start = time.perf_counter()
+        loss = task.loss(model(task.name, batch), batch.labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i == 0:
+            continue  # warm-up step
+        elapsed += time.perf_counter() - start
+        real_tokens += batch.tokens
+        width = batch.input_ids.shape[1]
+        flops += 3 * batch.input_ids.numel() * (linear + attention_flops_per_token(encoder, width))
+    return {"tokens_per_s": real_tokens / elapsed, "model_flops_per_s": flops / elapsed, "seconds": elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=128)
+    args = parser.parse_args()
+    data, tokenizer, synthetic = bench_data(["sst"], [f"data.max_length={args.max_length}"])
+    sst = data["sst"]
+    device = select_device("auto")
+    generator = torch.Generator().manual_seed(0)
+    grouped = length_grouped_batches(sst.train.lengths, args.batch, generator)[: args.steps + 1]
+    shuffled = torch.randperm(len(sst.train), generator=generator).tolist()
+    plain = [shuffled[i * args.batch:(i + 1) * args.batch] for i in range(args.steps + 1)]
+    results = {}
+    for name, index_batches, fixed in (("dynamic + length-grouped", grouped, False),
+                                       ("fixed max-length padding", plain, True)):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(), ["sst"]).to(device).train()
+        batches = [collate(sst.train, b, tokenizer.pad_token_id) for b in index_batches]
+        if fixed:
+            batches = [pad_to(b, args.max_length, tokenizer.pad_token_id) for b in batches]
+        results[name] = run(batches, model, sst.task, device)
+    peak = matmul_flops_per_second(device)
+    base = results["fixed max-length padding"]["tokens_per_s"]
+    print(f"device {device}, batch {args.batch}, {args.steps} timed steps, max_length {args.max_length}"
+          + (" (SYNTHETIC data)" if synthetic else " (real SST train)"))
+    print(f"dense fp32 matmul 2048^3: {peak / 1e9:.1f} GFLOP/s")
+    print(f"{'padding':<26} {'tokens/s':>10} {'vs fixed':>9} {'model GFLOP/s':>14} {'of matmul':>10}")
+    for name, r in results.items():
+        print(f"{name:<26} {r['tokens_per_s']:>10.0f} {r['tokens_per_s'] / base:>8.2f}x "
+              f"{r['model_flops_per_s'] / 1e9:>14.1f} {r['model_flops_per_s'] / peak:>9.1%}")
+    save("train_throughput", {"args": vars(args), "synthetic": synthetic, "matmul_flops_per_s": peak,
+                              "results": results})
+
+
+if __name__ == "__main__":
+    main()

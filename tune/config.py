@@ -1,0 +1,137 @@
+"""Sweep configuration: a base run config, a grid, optional Optuna search, resources."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ticketbert.config import (ConfigError, Criterion, PruneMethod, RunConfig, TaskName, _Strict, merge,
+                               parse_overrides, read_yaml, validate)
+
+
+class GridConfig(_Strict):
+    tasks: list[TaskName] = Field(default_factory=lambda: ["sst"], min_length=1)
+    # "none" is the dense baseline; other methods are pruned at every sparsity
+    methods: list[PruneMethod] = Field(default_factory=lambda: ["magnitude"], min_length=1)
+    sparsities: list[float] = Field(default_factory=lambda: [0.5], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    mode: Literal["posthoc", "early_bird", "imp"] = "posthoc"
+    criteria: dict[str, Criterion] = Field(default_factory=dict)  # method -> criterion
+
+    @field_validator("sparsities")
+    @classmethod
+    def _in_range(cls, levels: list[float]) -> list[float]:
+        for level in levels:
+            if not 0.0 <= level < 1.0:
+                raise ValueError(f"every sparsity must be in [0, 1) (got {level})")
+        return levels
+
+    @field_validator("criteria")
+    @classmethod
+    def _known_methods(cls, criteria: dict[str, str]) -> dict[str, str]:
+        for method in criteria:
+            if method not in ("magnitude", "heads", "ffn", "layers"):
+                raise ValueError(f"criteria: unknown method {method!r}")
+        return criteria
+
+
+class SearchDim(_Strict):
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SearchDim":
+        if not self.low < self.high:
+            raise ValueError(f"low must be below high (got {self.low} >= {self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log-scaled dimension needs low > 0")
+        return self
+
+
+class SearchConfig(_Strict):
+    """Optuna search over run-config fields (dotted paths) of the training trials."""
+
+    space: dict[str, SearchDim] = Field(default_factory=dict)
+    num_samples: int = Field(4, ge=1)
+    metric: str = "dev/overall"
+    mode: Literal["max", "min"] = "max"
+
+    @field_validator("space")
+    @classmethod
+    def _known_fields(cls, space: dict[str, SearchDim]) -> dict[str, SearchDim]:
+        allowed = {"train.lr", "model.dropout", "train.weight_decay", "train.warmup_ratio",
+                   "prune.early_bird_max_steps", "prune.early_bird_interval", "train.epochs"}
+        for key in space:
+            if key not in allowed:
+                raise ValueError(f"search.space: {key!r} is not searchable; choose from {sorted(allowed)}")
+        return space
+
+
+class ResourcesConfig(_Strict):
+    cpus_per_trial: float = Field(1.0, gt=0)
+    # "auto": a fraction of a GPU per trial when the cluster has GPUs (trials_per_gpu share one)
+    gpus_per_trial: float | Literal["auto"] = "auto"
+    trials_per_gpu: int = Field(2, ge=1)
+    max_concurrent_trials: int | None = Field(None, ge=1)
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _fraction(cls, value):
+        if value != "auto" and not 0 <= value <= 8:
+            raise ValueError(f"gpus_per_trial must be 'auto' or in [0, 8] (got {value})")
+        return value
+
+
+class SweepConfig(_Strict):
+    name: str = "sweep"
+    base: RunConfig = Field(default_factory=RunConfig)
+    grid: GridConfig = Field(default_factory=GridConfig)
+    search: SearchConfig | None = None
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    max_failures: int = Field(2, ge=0)  # retries of a failed trial
+    storage: Path = Path("ray_results")  # Tune results and shared dense models (project-local)
+
+    @model_validator(mode="after")
+    def _methods_fit_mode(self) -> "SweepConfig":
+        if self.grid.mode == "imp" and set(self.grid.methods) - {"none", "magnitude"}:
+            raise ValueError("grid.mode imp rewinds magnitude masks: methods must be magnitude (or none)")
+        for method, criterion in self.grid.criteria.items():
+            if method == "magnitude" and criterion != "l1":
+                raise ValueError("grid.criteria: magnitude ranks weights by l1 only")
+        return self
+
+    def trials(self) -> list[dict[str, Any]]:
+        """Every grid point of the pruning stage: task x method x sparsity x seed."""
+        points = []
+        for task, method, sparsity, seed in itertools.product(self.grid.tasks, self.grid.methods,
+                                                              self.grid.sparsities, self.grid.seeds):
+            if method == "none" and sparsity != self.grid.sparsities[0]:
+                continue  # the dense baseline once per task and seed
+            points.append({"task": task, "method": method, "sparsity": 0.0 if method == "none" else sparsity,
+                           "seed": seed, "criterion": self.grid.criteria.get(method)})
+        return points
+
+    def groups(self) -> list[dict[str, Any]]:
+        """The dense fine-tunes the post-hoc trials share: one per task x seed."""
+        return [{"task": t, "seed": s} for t, s in itertools.product(self.grid.tasks, self.grid.seeds)]
+
+
+def load_sweep_config(path: str | Path | None, overrides: list[str] | None = None) -> SweepConfig:
+    """A validated SweepConfig from YAML plus dotted overrides (``data.dir=...`` is short for
+    ``base.data.dir=...``: the first key of the run config's sections may be given directly)."""
+    raw = read_yaml(Path(path)) if path is not None else {}
+    sweep_keys = set(SweepConfig.model_fields)
+    expanded = []
+    for item in overrides or []:
+        key = item.split("=", 1)[0].split(".", 1)[0]
+        expanded.append(item if key in sweep_keys else f"base.{item}")
+    raw = merge(raw, parse_overrides(expanded))
+    config = validate(SweepConfig, raw, str(path) if path is not None else "<sweep>")
+    if not config.trials():
+        raise ConfigError(f"{path}: the grid is empty")
+    return config

@@ -1,0 +1,80 @@
+"""What each trial asks Ray for, sized from the hardware so that no request can hang."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from transformers import AutoConfig
+
+from ticketbert.models import resolve_encoder
+from tune.config import ResourcesConfig, SweepConfig
+
+
+@dataclass
+class TrialResources:
+    cpu: float
+    gpu: float
+    max_concurrent: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {"cpu": self.cpu, "gpu": self.gpu}
+
+
+def local_hardware() -> tuple[float, float]:
+    """(CPUs, GPUs) of this machine."""
+    import torch
+
+    return float(os.cpu_count() or 1), float(torch.cuda.device_count() if torch.cuda.is_available() else 0)
+
+
+def cluster_hardware(address: str | None) -> tuple[float, float]:
+    """(CPUs, GPUs) of the Ray cluster at ``address``, or of this machine when none is given."""
+    if address is None:
+        return local_hardware()
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address)
+    total = ray.cluster_resources()
+    return float(total.get("CPU", 0)), float(total.get("GPU", 0))
+
+
+def plan_resources(config: ResourcesConfig, address: str | None = None,
+                   hardware: tuple[float, float] | None = None) -> TrialResources:
+    """Per-trial resources: a fraction of a GPU when GPUs exist (``trials_per_gpu`` share one),
+    CPUs otherwise. A request the hardware cannot meet is a clear error, not a silent hang."""
+    cpus, gpus = hardware or cluster_hardware(address)
+    if config.cpus_per_trial > cpus:
+        raise ValueError(f"resources.cpus_per_trial={config.cpus_per_trial:g} but the cluster has {cpus:g} CPUs")
+    gpu = config.gpus_per_trial
+    if gpu == "auto":
+        gpu = 1.0 / config.trials_per_gpu if gpus > 0 else 0.0
+    if gpu > 0 and gpus == 0:
+        raise ValueError(f"resources.gpus_per_trial={gpu:g} but the cluster has no GPU (set it to 0 or 'auto')")
+    if gpu > gpus:
+        raise ValueError(f"resources.gpus_per_trial={gpu:g} but the cluster has {gpus:g} GPUs")
+    by_cpu = int(cpus // config.cpus_per_trial)
+    by_gpu = int(gpus // gpu) if gpu > 0 else by_cpu
+    concurrent = min(by_cpu, by_gpu)
+    if config.max_concurrent_trials is not None:
+        concurrent = min(concurrent, config.max_concurrent_trials)
+    return TrialResources(config.cpus_per_trial, gpu, max(concurrent, 1))
+
+
+def structured_limits(config: SweepConfig) -> tuple[list[dict], list[str]]:
+    """The grid points whose sparsity the method can reach on the base encoder, and a note
+    for every point left out (all heads are about a third of a BERT layer's weights)."""
+    encoder = AutoConfig.from_pretrained(resolve_encoder(config.base.model.encoder))
+    hidden, ffn, layers = encoder.hidden_size, encoder.intermediate_size, encoder.num_hidden_layers
+    per_layer = 4 * hidden * hidden + 2 * hidden * ffn
+    limits = {"magnitude": 1.0, "none": 1.0, "heads": 4 * hidden * hidden / per_layer,
+              "ffn": 2 * hidden * ffn / per_layer, "layers": (layers - 1) / layers}
+    kept, notes = [], []
+    for point in config.trials():
+        if point["sparsity"] > limits[point["method"]] + 1e-9:
+            notes.append(f"skipped {point['task']}/{point['method']}@{point['sparsity']:g}: "
+                         f"{point['method']} reaches at most {limits[point['method']]:.1%}")
+        else:
+            kept.append(point)
+    return kept, notes

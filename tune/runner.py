@@ -1,0 +1,93 @@
+"""Running sweep stages with Ray Tune: grid or Optuna search, retries, restore, progress."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from tune.config import SearchConfig, SweepConfig
+from tune.resources import TrialResources
+from tune.trainable import train_trial
+
+PROGRESS_METRICS = {"dev/overall": "dev", "achieved_sparsity": "sparsity", "speedup": "speedup", "epoch": "epoch"}
+
+
+def search_domain(dim) -> Any:
+    if dim.integer:
+        return tune.randint(int(dim.low), int(dim.high) + 1)
+    return tune.loguniform(dim.low, dim.high) if dim.log else tune.uniform(dim.low, dim.high)
+
+
+class SweepRunner:
+    """Owns the Ray connection and the Tune experiments of one sweep."""
+
+    def __init__(self, config: SweepConfig, base: dict[str, Any], resources: TrialResources, *,
+                 address: str | None = None, resume: bool = False):
+        self.config, self.base, self.resources, self.resume = config, base, resources, resume
+        self.storage = config.storage.resolve() / config.name / "tune"
+        self.started_ray = not ray.is_initialized()
+        if self.started_ray:
+            if address:
+                ray.init(address=address)
+            else:
+                os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no ~/.ray/auth_token for a local instance
+                temp = Path(".ray").resolve()  # short: unix socket paths are capped at 107 bytes
+                ray.init(_temp_dir=str(temp), include_dashboard=False, configure_logging=False)
+
+    def shutdown(self) -> None:
+        if self.started_ray and ray.is_initialized():
+            ray.shutdown()
+
+    def _trial(self, stage: str, overrides: dict[str, Any], parent_run_id: str) -> dict[str, Any]:
+        return {"base": self.base, "overrides": overrides, "stage": stage, "sweep": self.config.name,
+                "label": overrides["name"].removeprefix(f"{self.config.name}-"), "parent_run_id": parent_run_id,
+                "run_key": f"{self.config.name}:{overrides['name']}", "cpus": self.resources.cpu}
+
+    def _tuner(self, name: str, space: dict[str, Any], tune_config: tune.TuneConfig) -> tune.Tuner:
+        path = self.storage / name
+        trainable = tune.with_resources(train_trial, self.resources.as_dict())
+        if self.resume and tune.Tuner.can_restore(str(path)):
+            return tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True)
+        shutil.rmtree(path, ignore_errors=True)
+        reporter = tune.CLIReporter(metric_columns=PROGRESS_METRICS, parameter_columns={"trial/label": "trial"},
+                                    max_report_frequency=30, max_column_length=28)
+        run_config = tune.RunConfig(name=name, storage_path=str(self.storage), progress_reporter=reporter,
+                                    failure_config=tune.FailureConfig(max_failures=self.config.max_failures),
+                                    verbose=1)
+        return tune.Tuner(trainable, param_space=space, tune_config=tune_config, run_config=run_config)
+
+    def run_stage(self, stage: str, overrides: list[dict[str, Any]], parent_run_id: str,
+                  search: bool = False) -> list[dict[str, Any]]:
+        """Run one trial per overrides entry; results in the same order. With a search config
+        (and ``search``), every entry is tuned by Optuna and its best trial is returned."""
+        trials = [self._trial(stage, o, parent_run_id) for o in overrides]
+        if search and self.config.search is not None:
+            return [self._search(f"{stage}-{i}", trial, self.config.search) for i, trial in enumerate(trials)]
+        tune_config = tune.TuneConfig(max_concurrent_trials=self.resources.max_concurrent,
+                                      trial_name_creator=lambda t: t.config["trial"]["label"],
+                                      trial_dirname_creator=lambda t: t.config["trial"]["label"])
+        grid = self._tuner(stage, {"trial": tune.grid_search(trials)}, tune_config).fit()
+        by_label = {r.config["trial"]["label"]: r for r in grid}
+        return [self._metrics(by_label.get(t["label"]), t["label"]) for t in trials]
+
+    def _search(self, name: str, trial: dict[str, Any], search: SearchConfig) -> dict[str, Any]:
+        space = {"trial": trial, "searched": {k.replace(".", "__"): search_domain(d) for k, d in search.space.items()}}
+        searcher = ConcurrencyLimiter(OptunaSearch(metric=search.metric, mode=search.mode),
+                                      max_concurrent=self.resources.max_concurrent)
+        tune_config = tune.TuneConfig(search_alg=searcher, num_samples=search.num_samples, metric=search.metric,
+                                      mode=search.mode, trial_name_creator=lambda t: f"{trial['label']}-{t.trial_id}")
+        grid = self._tuner(name, space, tune_config).fit()
+        return self._metrics(grid.get_best_result(metric=search.metric, mode=search.mode), trial["label"])
+
+    @staticmethod
+    def _metrics(result, label: str) -> dict[str, Any]:
+        if result is None or result.error is not None or not result.metrics:
+            return {"label": label, "error": str(getattr(result, "error", "missing"))}
+        return {"label": label, **result.metrics}

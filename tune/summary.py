@@ -1,0 +1,53 @@
+"""The table printed at the end of a sweep."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+
+def summarize(points: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per task x method x sparsity: best and mean dev metric over seeds."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for point, result in zip(points, results):
+        groups[(point["task"], point["method"], point["sparsity"])].append(result)
+    rows = []
+    for (task, method, sparsity), group in groups.items():
+        done = [r for r in group if "error" not in r and "dev/overall" in r]
+        devs = [r["dev/overall"] for r in done]
+        rows.append({"task": task, "method": method, "sparsity": sparsity, "seeds": f"{len(done)}/{len(group)}",
+                     "best_dev": max(devs) if devs else float("nan"),
+                     "mean_dev": statistics.fmean(devs) if devs else float("nan"),
+                     "train_dev_gap": statistics.fmean(r["train/overall"] - r["dev/overall"] for r in done) if done else float("nan"),
+                     "achieved": statistics.fmean(r.get("achieved_sparsity", 0.0) for r in done) if done else float("nan"),
+                     "speedup": statistics.fmean(r.get("speedup", 1.0) for r in done) if done else float("nan")})
+    return rows
+
+
+def training_flops(dense: list[dict[str, Any]], results: list[dict[str, Any]]) -> tuple[float, float]:
+    """(total training FLOPs of the sweep, FLOPs of one dense fine-tune)."""
+    dense_flops = [r.get("train_flops", 0.0) for r in dense if "error" not in r]
+    extra = sum(r.get("recovery_train_flops", 0.0) + r.get("total_train_flops", 0.0) for r in results if "error" not in r)
+    one = statistics.fmean(dense_flops) if dense_flops else 0.0
+    return sum(dense_flops) + extra, one
+
+
+def print_summary(points: list[dict[str, Any]], results: list[dict[str, Any]], dense: list[dict[str, Any]]) -> None:
+    rows = summarize(points, results)
+    header = f"{'task':<5} {'method':<10} {'sparsity':>8} {'seeds':>5} {'best dev':>9} {'mean dev':>9} " \
+             f"{'train-dev':>9} {'achieved':>8} {'speedup':>7}"
+    print("\nbest dev metric (dev/overall: SST acc, Quora acc, STS Pearson) per task x method x sparsity")
+    print(header)
+    print("-" * len(header))
+    for r in sorted(rows, key=lambda r: (r["task"], r["method"], r["sparsity"])):
+        print(f"{r['task']:<5} {r['method']:<10} {r['sparsity']:>8.2f} {r['seeds']:>5} {r['best_dev']:>9.4f} "
+              f"{r['mean_dev']:>9.4f} {r['train_dev_gap']:>9.4f} {r['achieved']:>8.3f} {r['speedup']:>7.2f}")
+    failed = [r["label"] for r in results if "error" in r]
+    if failed:
+        print(f"failed trials ({len(failed)}): {', '.join(failed)}")
+    total, one = training_flops(dense, results)
+    if one:
+        groups = max(len(dense), 1)
+        print(f"training FLOPs: {total:.3e} in all = {total / one:.2f}x one dense fine-tune "
+              f"({groups} dense fine-tune(s) shared by {len(points)} trials)")

@@ -1,0 +1,62 @@
+"""The Ray Tune trainable: a grid point -> a run config -> ``ticketbert.train.run_training``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from ticketbert.config import RunConfig, merge, validate
+from ticketbert.train import run_training
+
+
+class TuneReporter:
+    """Sends every epoch's metrics to Tune (the loop's Logger protocol)."""
+
+    def log_dict(self, payload: dict[str, float], step: int) -> None:
+        tune.report({**payload, "epoch": step})
+
+
+def trial_config(params: dict[str, Any], searched: dict[str, Any]) -> RunConfig:
+    """The run config of one trial: the sweep's base, the grid point, searched values
+    (keys are dotted paths written with ``__``, e.g. ``train__lr``)."""
+    raw = merge(params["base"], params.get("overrides", {}))
+    for key, value in searched.items():
+        raw = merge(raw, _nest(key.replace("__", "."), value))
+    return validate(RunConfig, raw, f"trial {params.get('label', '')}")
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    node: dict[str, Any] = {}
+    parts = dotted.split(".")
+    cursor = node
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return node
+
+
+def trial_device() -> str:
+    """The device Ray gave this trial: its GPU (CUDA_VISIBLE_DEVICES is set by Ray) or the CPU."""
+    return "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+
+
+def train_trial(space: dict[str, Any]) -> None:
+    """Run one trial; the MLflow run is keyed by the grid point, so a retried or restored trial
+    reopens its run and resumes from its last epoch checkpoint instead of starting over."""
+    params, searched = space["trial"], space.get("searched", {})
+    config = trial_config(params, searched)
+    config.train.device = trial_device()
+    config.train.progress = False
+    torch.set_num_threads(max(1, int(params.get("cpus", 1))))
+    run_key = params["run_key"] + ("" if not searched else ":" + ",".join(f"{k}={v}" for k, v in sorted(searched.items())))
+    result = run_training(config, run_key=run_key, parent_run_id=params.get("parent_run_id"),
+                          tags={"sweep": params.get("sweep", ""), "stage": params.get("stage", "")},
+                          reporters=[TuneReporter()])
+    final = {**result.metrics, "done": 1.0}
+    if result.model_dir is not None:
+        final["model_dir"] = str(Path(result.model_dir).resolve())
+    tune.report(final)
