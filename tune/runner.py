@@ -70,7 +70,7 @@ class SweepRunner:
         trials = [self._trial(stage, o, parent_run_id) for o in overrides]
         if search and self.config.search is not None:
             return [self._search(f"{stage}-{i}", trial, self.config.search) for i, trial in enumerate(trials)]
-        tune_config = tune.TuneConfig(max_concurrent_trials=self.resources.max_concurrent,
+        tune_config = tune.TuneConfig(max_concurrent_trials=self.resources.max_concurrent, reuse_actors=True,
                                       trial_name_creator=lambda t: t.config["trial"]["label"],
                                       trial_dirname_creator=lambda t: t.config["trial"]["label"])
         grid = self._tuner(stage, {"trial": tune.grid_search(trials)}, tune_config).fit()

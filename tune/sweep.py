@@ -94,10 +94,14 @@ def main(argv: list[str] | None = None) -> int:
                 if "error" in result:
                     raise RuntimeError(f"dense fine-tune {result['label']} failed: {result['error']}")
                 dense_dirs[(group["task"], group["seed"])] = Path(result["model_dir"]).parent
-        trials = [trial_overrides(p, config, dense_dirs) for p in points]
-        prune_results = runner.run_stage("prune", trials, parent.run_id,
-                                         search=config.search is not None and config.grid.mode != "posthoc")
-        print_summary(points, prune_results, dense_results)
+        # post-hoc: the dense baseline ("none") of a group is its dense fine-tune, not a new trial
+        dense_of = {(g["task"], g["seed"]): r for g, r in zip(config.groups(), dense_results)}
+        pruned = [p for p in points if not (dense_dirs and p["method"] == "none")]
+        trials = [trial_overrides(p, config, dense_dirs) for p in pruned]
+        results = iter(runner.run_stage("prune", trials, parent.run_id,
+                                        search=config.search is not None and config.grid.mode != "posthoc"))
+        all_results = [dense_of[(p["task"], p["seed"])] if p not in pruned else next(results) for p in points]
+        print_summary(points, all_results, dense_results)
         parent.close("FINISHED")
     except KeyboardInterrupt:
         parent.close("KILLED")

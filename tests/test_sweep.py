@@ -1,0 +1,167 @@
+"""python -m tune.sweep: grid expansion, validation before Ray, a tiny sweep end to end,
+resume after interruption, and the MLflow UI serving the sweep's runs."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+import ray
+
+from ticketbert.config import ConfigError
+from tune.config import ResourcesConfig, load_sweep_config
+from tune.resources import plan_resources
+from tune.sweep import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_grid_expansion():
+    config = load_sweep_config(None, ["grid.tasks=[sst,sts]", "grid.methods=[none,magnitude,heads]",
+                                      "grid.sparsities=[0.0,0.2,0.4]", "grid.seeds=[0,1]",
+                                      "grid.criteria={heads: loss_increment}"])
+    trials = config.trials()
+    assert len(trials) == 2 * 2 * (1 + 3 + 3)  # dense baseline once per task and seed
+    assert {t["criterion"] for t in trials if t["method"] == "heads"} == {"loss_increment"}
+    assert len(config.groups()) == 4
+
+
+@pytest.mark.parametrize("override, message", [
+    ("grid.sparsities=[0.2,1.5]", "grid.sparsities"),
+    ("grid.tasks=[sst,imdb]", "grid.tasks.1"),
+    ("grid.methods=[pruneall]", "grid.methods.0"),
+    ("resources.cpus_per_trial=0", "resources.cpus_per_trial"),
+    ("train.lr=-1", "base.train.lr"),
+    ("grid.mode=imp", "methods must be magnitude"),
+    ("search.space={train.batch_size: {low: 1, high: 2}}", "not searchable"),
+])
+def test_bad_sweep_config_fails_before_ray(override, message, capsys):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        load_sweep_config(ROOT / "configs" / "quickstart.yaml", [override])
+    assert main([override]) == 2
+    assert message.split(".")[0] in capsys.readouterr().err
+    assert not ray.is_initialized()
+
+
+def test_resources_from_hardware():
+    assert plan_resources(ResourcesConfig(), hardware=(2, 0)).as_dict() == {"cpu": 1.0, "gpu": 0.0}
+    gpu = plan_resources(ResourcesConfig(trials_per_gpu=4), hardware=(16, 2))
+    assert gpu.gpu == 0.25 and gpu.max_concurrent == 8
+    with pytest.raises(ValueError, match="gpus_per_trial=1 but the cluster has no GPU"):
+        plan_resources(ResourcesConfig(gpus_per_trial=1), hardware=(2, 0))
+    with pytest.raises(ValueError, match="cpus_per_trial=4 but the cluster has 2 CPUs"):
+        plan_resources(ResourcesConfig(cpus_per_trial=4), hardware=(2, 0))
+
+
+def test_impossible_resources_fail_before_ray(capsys):
+    assert main(["resources.gpus_per_trial=1"]) == 2
+    assert "no GPU" in capsys.readouterr().err and not ray.is_initialized()
+
+
+def sweep_args(tmp: Path, encoder: Path, name: str, extra=()) -> list[str]:
+    return [f"name={name}", f"storage={tmp / 'ray'}", f"model.encoder={encoder}", "data.source=synthetic",
+            "data.synthetic_examples=32", "data.train_eval_examples=16", "train.epochs=1", "train.lr=1e-3",
+            "train.batch_size={sst: 8, para: 8, sts: 8}", f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+            "prune.calibration_examples=8", "grid.tasks=[sst]", *extra]
+
+
+def child_runs(tmp: Path, name: str):
+    client = mlflow.MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(name)
+    return [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("mode") != "sweep"]
+
+
+@pytest.mark.ray
+def test_tiny_sweep_end_to_end(tiny_encoder_dir, tmp_path, capsys):
+    args = sweep_args(tmp_path, tiny_encoder_dir, "tiny", ["grid.methods=[none,magnitude,heads]",
+                                                           "grid.sparsities=[0.0,0.25]", "grid.seeds=[0]"])
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "best dev metric" in out and "training FLOPs" in out
+    runs = child_runs(tmp_path, "tiny")
+    stages = [r.data.tags["stage"] for r in runs]
+    assert stages.count("dense") == 1 and stages.count("prune") == 4  # one shared dense fine-tune
+    for run in runs:
+        assert run.info.status == "FINISHED" and "dev/accuracy" in run.data.metrics
+        assert run.data.tags["mlflow.parentRunId"]
+    pruned = [r for r in runs if r.data.tags["stage"] == "prune"]
+    assert {(r.data.tags["method"], r.data.tags["sparsity"]) for r in pruned} == {
+        ("magnitude", "0.0"), ("magnitude", "0.25"), ("heads", "0.0"), ("heads", "0.25")}
+    assert all("speedup" in r.data.metrics and "achieved_sparsity" in r.data.metrics for r in pruned)
+
+
+@pytest.mark.ray
+def test_resume_after_interruption_runs_only_the_rest(tiny_encoder_dir, tmp_path):
+    args = sweep_args(tmp_path, tiny_encoder_dir, "resumable", [
+        "grid.methods=[magnitude]", "grid.sparsities=[0.0,0.2,0.4,0.6,0.8]", "resources.max_concurrent_trials=1"])
+    env = {**os.environ, "RAY_AIR_NEW_OUTPUT": "0", "TQDM_DISABLE": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "tune.sweep", *args], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 400
+    while time.time() < deadline:  # interrupt once some but not all pruning trials finished
+        if (tmp_path / "mlflow.db").exists():
+            done = [r for r in child_runs(tmp_path, "resumable") if r.data.tags.get("stage") == "prune"
+                    and r.info.status == "FINISHED"]
+            if done:
+                break
+        time.sleep(1)
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=120)
+    before = {r.data.tags["ticketbert.run_key"]: r.info.end_time for r in child_runs(tmp_path, "resumable")
+              if r.info.status == "FINISHED"}
+    assert 1 <= sum(k.count("magnitude") for k in before) < 5
+    finished = subprocess.run([sys.executable, "-m", "tune.sweep", "--resume", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    runs = child_runs(tmp_path, "resumable")
+    keys = [r.data.tags["ticketbert.run_key"] for r in runs]
+    assert len(keys) == len(set(keys)) == 6  # 1 dense + 5 pruning trials, none duplicated
+    assert all(r.info.status == "FINISHED" for r in runs)
+    for run in runs:  # trials finished before the interruption were not run again
+        if run.data.tags["ticketbert.run_key"] in before:
+            assert run.info.end_time == before[run.data.tags["ticketbert.run_key"]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.ray
+def test_mlflow_ui_serves_the_sweeps_runs(tiny_encoder_dir, tmp_path):
+    assert main(sweep_args(tmp_path, tiny_encoder_dir, "served", ["grid.methods=[magnitude]",
+                                                                   "grid.sparsities=[0.5]"])) == 0
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                               f"sqlite:///{tmp_path / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port),
+                               "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{base}/experiments/get-by-name?experiment_name=served", timeout=2) as r:
+                    experiment = json.load(r)["experiment"]
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not come up")
+        request = urllib.request.Request(f"{base}/runs/search", method="POST",
+                                         data=json.dumps({"experiment_ids": [experiment["experiment_id"]]}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            runs = json.load(r)["runs"]
+        assert len(runs) == 3  # the sweep's parent, its dense fine-tune and its one pruning trial
+        names = {m["key"] for run in runs for m in run["data"].get("metrics", [])}
+        assert {"dev/accuracy", "achieved_sparsity", "speedup"} <= names
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
