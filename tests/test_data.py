@@ -142,3 +142,23 @@ def test_encode_and_collate_pad_dynamically(tokenizer):
     assert torch.equal(batch.labels, split.labels[[0, 3, 5]])
     cross = encode(examples, tokenizer, 1, max_length=64)
     assert len(cross.segments) == 1 and 1 in cross.token_types[0][0]
+
+
+def test_hub_source_maps_columns_and_skips_bad_rows(monkeypatch):
+    """The hub path (online only) with ``datasets.load_dataset`` replaced by an in-memory Dataset."""
+    import datasets
+
+    from ticketbert.data import read_hub_split
+
+    calls = []
+
+    def fake_load_dataset(path, name, split):
+        calls.append((path, name, split))
+        return datasets.Dataset.from_dict({"sentence1": ["a cat", "", "a dog"], "sentence2": ["a cat", "x", "a pig"],
+                                           "label": [4.2, 3.0, 1.0], "idx": [0, 1, 2]})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    with pytest.warns(UserWarning, match=r"nyu-mll/glue/stsb \(dev\): skipped 1 row"):
+        examples = read_hub_split(get_task("sts"), "dev")
+    assert calls == [("nyu-mll/glue", "stsb", "validation")]
+    assert [e.texts for e in examples] == [("a cat", "a cat"), ("a dog", "a pig")] and examples[0].label == 4.2

@@ -225,3 +225,17 @@ def test_structured_limits_on_a_minilm_shaped_bert():
     for method, sparsity, limit in (("heads", 0.4, "33.3%"), ("ffn", 0.7, "66.7%"), ("layers", 0.9, "83.3%")):
         with pytest.raises(ValueError, match=f"can remove at most {limit}"):
             prune(encoder, method, sparsity, criterion="l1")
+
+
+def test_embeddings_can_be_made_prunable():
+    ours, theirs = random_bert(), random_bert()
+    report = prune(ours, "magnitude", 0.5, include=["embeddings.word_embeddings"])
+    assert "embeddings.word_embeddings.weight" in report.masks
+    targets = [(m, "weight") for m in prunable_linears(theirs).values()] + [(theirs.embeddings.word_embeddings, "weight")]
+    torch_prune.global_unstructured(targets, pruning_method=torch_prune.L1Unstructured, amount=0.5)
+    assert torch.equal(report.masks["embeddings.word_embeddings.weight"], theirs.embeddings.word_embeddings.weight_mask.bool())
+    assert report.achieved_sparsity == pytest.approx(0.5, abs=1e-6)
+    with pytest.raises(ValueError, match="no module 'embeddings.nope'"):
+        prune(random_bert(), "magnitude", 0.5, include=["embeddings.nope"])
+    with pytest.raises(ValueError, match="include applies to method 'magnitude' only"):
+        prune(random_bert(), "heads", 0.1, criterion="l1", include=["embeddings.word_embeddings"])

@@ -165,3 +165,9 @@ def test_mlflow_ui_serves_the_sweeps_runs(tiny_encoder_dir, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("name", ["quickstart.yaml", "paper.yaml", "early_bird.yaml"])
+def test_shipped_sweep_configs_validate(name):
+    config = load_sweep_config(ROOT / "configs" / name)
+    assert config.trials()

@@ -8,7 +8,6 @@ starts from its saved model. Every trial is an MLflow child run of one parent ru
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -116,5 +115,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     sys.exit(main())

@@ -7,6 +7,7 @@ LayerNorms, biases, the pooler and task heads are not prunable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -93,11 +94,13 @@ def max_sparsity(scores: Scores) -> float:
 
 
 def score(model: nn.Module, method: str, criterion: str | None = None, data=None, *,
-          normalize: bool = False, calibration_examples: int = 256, pad_id: int = 0) -> Scores:
+          normalize: bool = False, calibration_examples: int = 256, pad_id: int = 0,
+          include: Sequence[str] = ()) -> Scores:
     """Score every unit of ``method`` under ``criterion`` (default: the method's usual one).
 
     ``data`` (a Calibration or a ``{task: TaskData}`` dict) is required by ``taylor`` and
-    ``loss_increment``, which also need a model with task heads.
+    ``loss_increment``, which also need a model with task heads. ``include`` (magnitude only)
+    names further encoder modules whose weights become prunable, e.g. ``embeddings.word_embeddings``.
     """
     _check(method)
     criterion = criterion or DEFAULT_CRITERION[method]
@@ -106,7 +109,10 @@ def score(model: nn.Module, method: str, criterion: str | None = None, data=None
     if method == "magnitude":
         if criterion != "l1":
             raise ValueError(f"method 'magnitude' ranks weights by 'l1' only, got criterion {criterion!r}")
-        return Scores(method, criterion, magnitude_scores(encoder), total=total)
+        values = magnitude_scores(encoder, include)
+        return Scores(method, criterion, values, total=sum(v.numel() for v in values.values()))
+    if include:
+        raise ValueError(f"include applies to method 'magnitude' only, not {method!r}")
     if criterion not in CRITERIA:
         raise ValueError(f"unknown criterion {criterion!r}; known: {sorted(CRITERIA)}")
     calibration = None
@@ -168,16 +174,15 @@ def apply(model: nn.Module, prune_plan: Plan) -> PruningReport:
     """Carry out ``prune_plan`` on ``model`` in place: attach masks or remove units physically."""
     encoder = encoder_of(model)
     before = (count_parameters(encoder), count_prunable(encoder, nonzero=False), flops_per_token(encoder, FLOPS_SEQ_LEN))
-    total = before[1]
     if prune_plan.masks is not None:
         attach_masks(encoder, prune_plan.masks)
         kept = sum(int(m.sum()) for m in prune_plan.masks.values())
-        achieved = 1.0 - kept / total
-        prunable_after = kept
+        achieved = 1.0 - kept / sum(m.numel() for m in prune_plan.masks.values())
+        prunable_after = count_prunable(encoder, nonzero=True)
     else:
         remove_units(encoder, prune_plan.method, prune_plan.removed)
         prunable_after = count_prunable(encoder, nonzero=False)
-        achieved = 1.0 - prunable_after / total
+        achieved = 1.0 - prunable_after / before[1]
     return PruningReport(
         prune_plan.method, prune_plan.criterion, prune_plan.sparsity, achieved, prune_plan.masks, prune_plan.removed,
         params_before=before[0], params_after=count_parameters(encoder), prunable_before=before[1],
@@ -187,18 +192,19 @@ def apply(model: nn.Module, prune_plan: Plan) -> PruningReport:
 
 def prune(model: nn.Module, method: str, sparsity: float, *, criterion: str | None = None,
           scope: str = "global", data=None, steps: int = 1, normalize: bool = False,
-          pad_id: int = 0) -> PruningReport:
+          pad_id: int = 0, include: Sequence[str] = ()) -> PruningReport:
     """Prune ``model`` in place to ``sparsity`` with ``method`` and return a PruningReport.
 
     ``method``: ``magnitude`` (unstructured L1, ``scope`` global or per matrix), ``heads``,
     ``ffn`` or ``layers`` (physically removed). ``steps > 1`` re-scores structured units
-    between steps (iterative pruning), the removed ones gated off meanwhile.
+    between steps (iterative pruning), the removed ones gated off meanwhile. ``include`` makes
+    further encoder modules' weights prunable by magnitude (embeddings, pooler, LayerNorm).
     """
     _check(method, sparsity)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if method == "magnitude" or steps == 1:
-        scores = score(model, method, criterion, data, normalize=normalize, pad_id=pad_id)
+        scores = score(model, method, criterion, data, normalize=normalize, pad_id=pad_id, include=include)
         return apply(model, plan(scores, sparsity, scope))
     removed: dict[int, list[int]] = {}
     for step in range(1, steps + 1):

@@ -3,6 +3,8 @@ through ``torch.nn.utils.prune`` (mask buffer + forward pre-hook; ``bake_masks``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.nn.utils import prune
@@ -10,11 +12,26 @@ from torch.nn.utils import prune
 from ticketbert.models.compute import effective_weight, prunable_linears
 
 
+def weighted_modules(encoder: nn.Module, include: Sequence[str] = ()) -> dict[str, nn.Module]:
+    """The six prunable matrices of every layer, plus the modules named in ``include`` (e.g.
+    ``embeddings.word_embeddings``: embeddings, pooler or LayerNorm weights made prunable)."""
+    modules: dict[str, nn.Module] = dict(prunable_linears(encoder))
+    for name in include:
+        try:
+            module = encoder.get_submodule(name)
+        except AttributeError:
+            raise ValueError(f"include: the encoder has no module {name!r}") from None
+        if not isinstance(getattr(module, "weight", None), torch.Tensor):
+            raise ValueError(f"include: module {name!r} has no weight to prune")
+        modules[name] = module
+    return modules
+
+
 @torch.no_grad()
-def magnitude_scores(encoder: nn.Module) -> dict[str, torch.Tensor]:
+def magnitude_scores(encoder: nn.Module, include: Sequence[str] = ()) -> dict[str, torch.Tensor]:
     """|w| of every prunable weight (already-masked weights score 0), keyed ``<module>.weight``."""
-    return {f"{name}.weight": effective_weight(linear).detach().abs().clone()
-            for name, linear in prunable_linears(encoder).items()}
+    return {f"{name}.weight": effective_weight(module).detach().abs().clone()
+            for name, module in weighted_modules(encoder, include).items()}
 
 
 def _keep_mask(scores: torch.Tensor, amount: int) -> torch.Tensor:
@@ -42,25 +59,24 @@ def plan_masks(scores: dict[str, torch.Tensor], sparsity: float, scope: str = "g
 
 
 def attached_masks(encoder: nn.Module) -> dict[str, torch.Tensor]:
-    """``{param name: bool keep-mask}`` of every masked prunable weight of ``encoder``."""
-    return {f"{name}.weight": linear.weight_mask.bool()
-            for name, linear in prunable_linears(encoder).items() if hasattr(linear, "weight_mask")}
+    """``{param name: bool keep-mask}`` of every masked weight of ``encoder``."""
+    return {f"{name}.weight": module.weight_mask.bool()
+            for name, module in encoder.named_modules() if hasattr(module, "weight_mask")}
 
 
 def attach_masks(encoder: nn.Module, masks: dict[str, torch.Tensor]) -> None:
     """Enforce ``masks`` on ``encoder``'s weights; a weight already masked gets the
     intersection. Optimizer steps cannot revive a pruned weight: forward uses weight * mask."""
-    linears = prunable_linears(encoder)
     for name, mask in masks.items():
-        module_name = name.removesuffix(".weight")
-        if module_name not in linears:
-            raise KeyError(f"mask {name!r} matches no prunable weight of the encoder")
-        linear = linears[module_name]
-        prune.custom_from_mask(linear, "weight", mask.to(device=linear.weight.device, dtype=linear.weight.dtype))
+        try:
+            module = encoder.get_submodule(name.removesuffix(".weight"))
+        except AttributeError:
+            raise KeyError(f"mask {name!r} matches no weight of the encoder") from None
+        prune.custom_from_mask(module, "weight", mask.to(device=module.weight.device, dtype=module.weight.dtype))
 
 
 def bake_masks(encoder: nn.Module) -> None:
     """Make masks permanent: the weight becomes ``weight * mask`` and the hook goes away."""
-    for linear in prunable_linears(encoder).values():
-        if hasattr(linear, "weight_mask"):
-            prune.remove(linear, "weight")
+    for module in encoder.modules():
+        if hasattr(module, "weight_mask"):
+            prune.remove(module, "weight")
