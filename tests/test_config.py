@@ -35,7 +35,7 @@ def test_shipped_run_configs_load(path):
     ("prune.sparsity=1.2", "prune.sparsity"),
     ("prune.method=random", "prune.method"),
     ("prune.criterion=entropy", "prune.criterion"),
-    ("prune.levels=[0.1,1.5]", "prune.levels"),
+    ("prune.levels=[0.1,1.5]", "prune.levels.1"),
     ("prune.mode=magic", "prune.mode"),
 ])
 def test_bad_field_is_one_line_naming_it(override, field):

@@ -7,12 +7,13 @@ Every field error is reported as one line naming the dotted field, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 TaskName = Literal["sst", "para", "sts"]
+SparsityLevel = Annotated[float, Field(ge=0.0, lt=1.0)]  # fraction of prunable weights removed
 TASK_NAMES: tuple[str, ...] = ("sst", "para", "sts")
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -98,13 +99,13 @@ Criterion = Literal["l1", "taylor", "loss_increment"]
 class PruneConfig(_Strict):
     method: PruneMethod = "none"
     # fraction of prunable encoder weights removed, in [0, 1)
-    sparsity: float = Field(0.0, ge=0.0, lt=1.0)
+    sparsity: SparsityLevel = 0.0
     criterion: Criterion | None = None  # None: the method's default
     scope: Literal["global", "layer"] = "global"
     # when the mask is drawn: after fine-tuning, early in training, or iteratively with rewinding
     mode: Literal["posthoc", "early_bird", "imp"] = "posthoc"
     # sparsity levels of a post-hoc sweep from one dense model
-    levels: list[float] = Field(default_factory=list)
+    levels: list[SparsityLevel] = Field(default_factory=list)
     recovery_epochs: int = Field(0, ge=0)
     calibration_examples: int = Field(256, ge=1)
     # post-hoc: where the shared fine-tuned dense model lives (None: inside this run's folder)
@@ -124,14 +125,6 @@ class PruneConfig(_Strict):
         if self.method == "magnitude" and self.criterion not in (None, "l1"):
             raise ValueError(f"prune.criterion: method magnitude ranks weights by l1 only, got {self.criterion!r}")
         return self
-
-    @field_validator("levels")
-    @classmethod
-    def _levels_in_range(cls, levels: list[float]) -> list[float]:
-        for level in levels:
-            if not 0.0 <= level < 1.0:
-                raise ValueError(f"every sparsity level must be in [0, 1) (got {level})")
-        return levels
 
 
 class TrackingConfig(_Strict):

@@ -8,26 +8,18 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ticketbert.config import (ConfigError, Criterion, PruneMethod, RunConfig, TaskName, _Strict, merge,
-                               parse_overrides, read_yaml, validate)
+from ticketbert.config import (ConfigError, Criterion, PruneMethod, RunConfig, SparsityLevel, TaskName, _Strict,
+                               merge, parse_overrides, read_yaml, validate)
 
 
 class GridConfig(_Strict):
     tasks: list[TaskName] = Field(default_factory=lambda: ["sst"], min_length=1)
     # "none" is the dense baseline; other methods are pruned at every sparsity
     methods: list[PruneMethod] = Field(default_factory=lambda: ["magnitude"], min_length=1)
-    sparsities: list[float] = Field(default_factory=lambda: [0.5], min_length=1)
+    sparsities: list[SparsityLevel] = Field(default_factory=lambda: [0.5], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     mode: Literal["posthoc", "early_bird", "imp"] = "posthoc"
     criteria: dict[str, Criterion] = Field(default_factory=dict)  # method -> criterion
-
-    @field_validator("sparsities")
-    @classmethod
-    def _in_range(cls, levels: list[float]) -> list[float]:
-        for level in levels:
-            if not 0.0 <= level < 1.0:
-                raise ValueError(f"every sparsity must be in [0, 1) (got {level})")
-        return levels
 
     @field_validator("criteria")
     @classmethod
