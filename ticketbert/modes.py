@@ -78,7 +78,8 @@ def cached_scores(directory: Path, model: TicketBertModel, config: RunConfig, da
             values = load_file(str(path))
             name = bytes(values.pop("criterion").tolist()).decode()
             return Scores(method, name, [values[str(i)] for i in range(len(values))],
-                          unit_weight_counts(model.encoder, method), count_prunable(model.encoder, nonzero=False))
+                          unit_weight_counts(model.encoder, method), count_prunable(model.encoder, nonzero=False),
+                          flops=0.0)
         calibration = make_calibration(data, config.prune.calibration_examples, pad_id=pad_id, seed=config.train.seed)
         scores = score(model, method, criterion, calibration)
         tensors = {str(i): v.contiguous() for i, v in enumerate(scores.values)}
@@ -93,11 +94,11 @@ def run_posthoc(config: RunConfig, model: TicketBertModel, data: dict[str, TaskD
     dense_dir = config.prune.dense_dir or directory / "dense"
     dense, history = dense_model(config, model, data, pad_id, logger, dense_dir)
     scores = cached_scores(dense_dir, dense, config, data, pad_id)
-    dense.to(next(model.parameters()).device)
     step = len(history) + config.prune.recovery_epochs
     metrics = prune_and_measure(dense, scores, config.prune.sparsity, data, train=config.train, pad_id=pad_id,
                                 scope=config.prune.scope, recovery_epochs=config.prune.recovery_epochs,
                                 logger=logger, first_epoch=len(history) + 1)
+    metrics["scoring_flops"] = scores.flops  # 0 when the scores came from the cache
     logger.log_dict(metrics, step=step)
     return ModeResult(metrics, [*history, metrics])
 

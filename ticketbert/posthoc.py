@@ -60,7 +60,8 @@ def prune_and_measure(dense: TicketBertModel, scores: Scores, sparsity: float, d
                       logger=None, first_epoch: int = 1) -> dict[str, float]:
     """A pruned copy of ``dense`` at ``sparsity``: recovered, evaluated and timed."""
     device = select_device(train.device)
-    model = copy.deepcopy(dense).to(device)
+    dense.to(device)
+    model = copy.deepcopy(dense)
     report = apply(model, plan(scores, sparsity, scope))
     flops: dict[str, float] = {}
     if recovery_epochs:

@@ -25,12 +25,22 @@ def summarize(points: list[dict[str, Any]], results: list[dict[str, Any]]) -> li
     return rows
 
 
-def training_flops(dense: list[dict[str, Any]], results: list[dict[str, Any]]) -> tuple[float, float]:
-    """(total training FLOPs of the sweep, FLOPs of one dense fine-tune)."""
-    dense_flops = [r.get("train_flops", 0.0) for r in dense if "error" not in r]
-    extra = sum(r.get("recovery_train_flops", 0.0) + r.get("total_train_flops", 0.0) for r in results if "error" not in r)
-    one = statistics.fmean(dense_flops) if dense_flops else 0.0
-    return sum(dense_flops) + extra, one
+def training_flops(points: list[dict[str, Any]], results: list[dict[str, Any]],
+                   dense: list[dict[str, Any]]) -> list[tuple[str, float, float]]:
+    """Per dense group (task, seed): (group, FLOPs its whole sweep spent on training and
+    scoring, FLOPs of its one dense fine-tune)."""
+    spent: dict[str, float] = defaultdict(float)
+    for point, result in zip(points, results):
+        if "error" not in result and point["method"] != "none":
+            spent[f"{point['task']}/s{point['seed']}"] += sum(
+                result.get(k, 0.0) for k in ("recovery_train_flops", "scoring_flops", "total_train_flops"))
+    rows = []
+    for result in dense:
+        if "error" in result:
+            continue
+        group = result["label"].replace("-dense-", "/")
+        rows.append((group, result.get("train_flops", 0.0) + spent[group], result.get("train_flops", 0.0)))
+    return rows
 
 
 def print_summary(points: list[dict[str, Any]], results: list[dict[str, Any]], dense: list[dict[str, Any]]) -> None:
@@ -46,8 +56,7 @@ def print_summary(points: list[dict[str, Any]], results: list[dict[str, Any]], d
     failed = [r["label"] for r in results if "error" in r]
     if failed:
         print(f"failed trials ({len(failed)}): {', '.join(failed)}")
-    total, one = training_flops(dense, results)
-    if one:
-        groups = max(len(dense), 1)
-        print(f"training FLOPs: {total:.3e} in all = {total / one:.2f}x one dense fine-tune "
-              f"({groups} dense fine-tune(s) shared by {len(points)} trials)")
+    for group, total, one in training_flops(points, results, dense):
+        trials = sum(1 for p in points if f"{p['task']}/s{p['seed']}" == group and p["method"] != "none")
+        print(f"training FLOPs {group}: {total:.3e} for {trials} pruning trials + their dense fine-tune = "
+              f"{total / one:.2f}x one dense fine-tune ({one:.3e})")

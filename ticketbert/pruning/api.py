@@ -60,6 +60,7 @@ class Scores:
     values: dict[str, torch.Tensor] | list[torch.Tensor]  # magnitude: per weight; else per layer
     unit_sizes: list[torch.Tensor] = field(default_factory=list)  # structured: weights per unit
     total: int = 0  # prunable weights of the scored model
+    flops: float = 0.0  # model FLOPs spent scoring (forward passes, and backward for taylor)
 
 
 @dataclass
@@ -127,7 +128,9 @@ def score(model: nn.Module, method: str, criterion: str | None = None, data=None
     values = CRITERIA[criterion](model, method, calibration)
     if normalize:
         values = normalize_per_layer(values)
-    return Scores(method, criterion, values, unit_weight_counts(encoder, method), total)
+    passes = {"l1": 0, "taylor": 3, "loss_increment": 1 + sum(v.numel() for v in values)}[criterion]
+    flops = passes * calibration.tokens * flops_per_token(encoder) if calibration else 0.0
+    return Scores(method, criterion, values, unit_weight_counts(encoder, method), total, flops)
 
 
 def plan(scores: Scores, sparsity: float, scope: str = "global",

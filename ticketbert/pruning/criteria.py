@@ -32,6 +32,10 @@ class Calibration:
     def examples(self) -> int:
         return sum(len(b.labels) for _, b in self.batches)
 
+    @property
+    def tokens(self) -> int:
+        return sum(b.tokens for _, b in self.batches)
+
     def batch_loss(self, model: nn.Module, task: str, batch: Batch) -> torch.Tensor:
         device = next(model.parameters()).device
         batch = batch.to(device)
