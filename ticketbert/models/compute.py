@@ -72,7 +72,7 @@ def flops_per_token(encoder: nn.Module, seq_len: int = 128) -> float:
 
 
 @torch.no_grad()
-def measure_latency(calls: list, device: torch.device, *, warmup: int = 3, repeats: int = 15) -> list[float]:
+def measure_latency(calls: list, device: torch.device, *, warmup: int = 2, repeats: int = 10) -> list[float]:
     """Median wall time in ms of each of ``calls``, timed interleaved (call 1, call 2, ...,
     repeated) so that load drifting on the machine affects all alike; CUDA is synchronised."""
 
