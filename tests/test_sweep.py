@@ -80,14 +80,18 @@ def child_runs(tmp: Path, name: str):
 
 @pytest.mark.ray
 def test_tiny_sweep_end_to_end(tiny_encoder_dir, tmp_path, capsys):
-    args = sweep_args(tmp_path, tiny_encoder_dir, "tiny", ["grid.methods=[none,magnitude,heads]",
-                                                           "grid.sparsities=[0.0,0.25]", "grid.seeds=[0]"])
+    args = sweep_args(tmp_path, tiny_encoder_dir, "tiny", [
+        "grid.methods=[none,magnitude,heads]", "grid.sparsities=[0.0,0.25]", "grid.seeds=[0]",
+        "search.space={train.lr: {low: 1.0e-4, high: 1.0e-2, log: true}}", "search.num_samples=2"])
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "best dev metric" in out and "training FLOPs" in out
+    assert "best dev metric" in out and "training FLOPs sst/s0" in out
     runs = child_runs(tmp_path, "tiny")
     stages = [r.data.tags["stage"] for r in runs]
-    assert stages.count("dense") == 1 and stages.count("prune") == 4  # one shared dense fine-tune
+    # Optuna tried two learning rates for the dense fine-tune; the best one is shared by all 4 pruning trials
+    assert stages.count("dense") == 2 and stages.count("prune") == 4
+    dense_lrs = {r.data.params["train.lr"] for r in runs if r.data.tags["stage"] == "dense"}
+    assert len(dense_lrs) == 2 and "0.001" not in dense_lrs
     for run in runs:
         assert run.info.status == "FINISHED" and "dev/accuracy" in run.data.metrics
         assert run.data.tags["mlflow.parentRunId"]

@@ -21,6 +21,7 @@ from tune.resources import plan_resources, structured_limits
 from tune.summary import print_summary
 
 DEFAULT_CONFIG = Path("configs/quickstart.yaml")
+PACKAGED_CONFIG = Path(__file__).resolve().parents[1] / DEFAULT_CONFIG
 
 
 def trial_overrides(point: dict[str, Any], config: SweepConfig, dense_dirs: dict[tuple, Path]) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", default=None, help="an existing Ray cluster ('auto' or host:port)")
     parser.add_argument("overrides", nargs="*", help="dotted.key=value, e.g. data.dir=../shared/data")
     args = parser.parse_args(argv)
-    path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+    path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else PACKAGED_CONFIG)
     try:
         config = load_sweep_config(path, args.overrides)
         base = base_dict(config)
