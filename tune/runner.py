@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from tune.config import SearchConfig, SweepConfig
 from tune.resources import TrialResources
 from tune.trainable import train_trial
 
+MAX_TEMP_DIR_LENGTH = 45
 PROGRESS_METRICS = {"dev/overall": "dev", "achieved_sparsity": "sparsity", "speedup": "speedup", "epoch": "epoch"}
 
 
@@ -23,6 +25,15 @@ def search_domain(dim) -> Any:
     if dim.integer:
         return tune.randint(int(dim.low), int(dim.high) + 1)
     return tune.loguniform(dim.low, dim.high) if dim.log else tune.uniform(dim.low, dim.high)
+
+
+def ray_temp_dir() -> Path:
+    """Ray's session folder: ``$RAY_TMPDIR`` or ``./.ray`` in the project, unless that path is
+    too long for Ray's unix sockets (107 bytes with ~60 of session and socket names below it)."""
+    temp = Path(os.environ.get("RAY_TMPDIR") or ".ray").resolve()
+    if len(str(temp)) > MAX_TEMP_DIR_LENGTH:
+        temp = Path(tempfile.gettempdir()) / f"ticketbert-ray-{os.getuid()}"
+    return temp
 
 
 class SweepRunner:
@@ -38,8 +49,7 @@ class SweepRunner:
                 ray.init(address=address)
             else:
                 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no ~/.ray/auth_token for a local instance
-                temp = Path(".ray").resolve()  # short: unix socket paths are capped at 107 bytes
-                ray.init(_temp_dir=str(temp), include_dashboard=False, configure_logging=False)
+                ray.init(_temp_dir=str(ray_temp_dir()), include_dashboard=False, configure_logging=False)
 
     def shutdown(self) -> None:
         if self.started_ray and ray.is_initialized():
