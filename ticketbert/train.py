@@ -127,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: the last finished epoch is checkpointed; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
     shown = {k: round(v, 4) for k, v in result.metrics.items() if k.startswith("dev/")}
     print(f"done: {shown}\nmodel: {result.model_dir}\nmlflow run: {result.run_id}")
     return 0
