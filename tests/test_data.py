@@ -162,3 +162,12 @@ def test_hub_source_maps_columns_and_skips_bad_rows(monkeypatch):
         examples = read_hub_split(get_task("sts"), "dev")
     assert calls == [("nyu-mll/glue", "stsb", "validation")]
     assert [e.texts for e in examples] == [("a cat", "a cat"), ("a dog", "a pig")] and examples[0].label == 4.2
+
+
+def test_swap_pairs_doubles_pair_training_data_only(monkeypatch):
+    monkeypatch.delenv("TICKETBERT_DATA_DIR", raising=False)
+    plain = read_task(DataConfig(synthetic_examples=20), get_task("para"))
+    swapped = read_task(DataConfig(synthetic_examples=20, swap_pairs=True), get_task("para"))
+    assert swapped.train[:20] == plain.train and swapped.dev == plain.dev
+    assert [e.texts for e in swapped.train[20:]] == [e.texts[::-1] for e in plain.train]
+    assert len(read_task(DataConfig(synthetic_examples=20, swap_pairs=True), get_task("sst")).train) == 20

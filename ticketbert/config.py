@@ -39,6 +39,8 @@ class DataConfig(_Strict):
     train_eval_examples: int = Field(1000, ge=1)
     # examples per task and split of the synthetic generator
     synthetic_examples: int = Field(600, ge=8)
+    # sentence-pair tasks are symmetric: also train on every pair in swapped order
+    swap_pairs: bool = False
 
 
 class ModelConfig(_Strict):

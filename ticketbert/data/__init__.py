@@ -63,6 +63,8 @@ def read_task(config: DataConfig, task: Task, seed: int = 0) -> RawTaskData:
             examples = synthetic_split(task.name, split, config.synthetic_examples, seed)
         limit = config.max_train_examples if split == "train" else config.max_dev_examples
         splits[split] = _cap(examples, limit, seed)
+    if config.swap_pairs and len(task.text_columns) == 2:
+        splits["train"] = splits["train"] + [Example(e.texts[::-1], e.label) for e in splits["train"]]
     return RawTaskData(task, splits["train"], splits["dev"])
 
 
