@@ -75,6 +75,8 @@ def sweep_args(tmp: Path, encoder: Path, name: str, extra=()) -> list[str]:
 def child_runs(tmp: Path, name: str):
     client = mlflow.MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(name)
+    if experiment is None:  # the sweep has not created it yet
+        return []
     return [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("mode") != "sweep"]
 
 
@@ -106,15 +108,17 @@ def test_resume_after_interruption_runs_only_the_rest(tiny_encoder_dir, tmp_path
     args = sweep_args(tmp_path, tiny_encoder_dir, "resumable", [
         "grid.methods=[magnitude]", "grid.sparsities=[0.0,0.2,0.4,0.6,0.8]", "resources.max_concurrent_trials=1"])
     env = {**os.environ, "RAY_AIR_NEW_OUTPUT": "0", "TQDM_DISABLE": "1"}
+    log = open(tmp_path / "first.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "tune.sweep", *args], cwd=tmp_path, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 400
     while time.time() < deadline:  # interrupt once some but not all pruning trials finished
-        if (tmp_path / "mlflow.db").exists():
+        if (tmp_path / "ray" / "resumable" / "tune" / "prune").exists():  # the store is set up by then
             done = [r for r in child_runs(tmp_path, "resumable") if r.data.tags.get("stage") == "prune"
                     and r.info.status == "FINISHED"]
             if done:
                 break
+        assert process.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
         time.sleep(1)
     os.killpg(process.pid, signal.SIGINT)
     process.wait(timeout=120)

@@ -6,9 +6,11 @@ Runs are keyed by a ``ticketbert.run_key`` tag: starting a run whose key already
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,6 +63,22 @@ def _retry(call: Callable[[], T], attempts: int = 8) -> T:
     raise AssertionError("unreachable")
 
 
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """An exclusive file lock beside a local SQLite store (no-op for other stores)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    lock = Path(uri.removeprefix("sqlite:///")).with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class MlflowLogger:
     """One MLflow run: params once, a batch of metrics per epoch, tags, status."""
 
@@ -98,15 +116,14 @@ class Tracker:
     def __init__(self, uri: str | None = None, experiment: str = "ticketbert"):
         self.uri = uri or default_tracking_uri()
         self.client = MlflowClient(self.uri)
-        found = _retry(lambda: self.client.get_experiment_by_name(experiment))
-        if found is not None:
-            self.experiment_id = found.experiment_id
-        else:
-            try:
+        # the first connection creates the tables, and an experiment is created once: one process at a time
+        with _store_lock(self.uri):
+            found = _retry(lambda: self.client.get_experiment_by_name(experiment))
+            if found is not None:
+                self.experiment_id = found.experiment_id
+            else:
                 self.experiment_id = _retry(lambda: self.client.create_experiment(
                     experiment, artifact_location=_artifact_root(self.uri)))
-            except Exception:  # created meanwhile by a concurrent trial
-                self.experiment_id = self.client.get_experiment_by_name(experiment).experiment_id
 
     def find_run(self, run_key: str) -> str | None:
         """The id of the run tagged with ``run_key``, if any."""
