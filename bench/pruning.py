@@ -2,7 +2,7 @@
 sparsity against its FLOP-count speedup; (2) time of `taylor` vs `loss_increment` scoring of
 every head, and their Spearman rank agreement.
 
-    python bench/pruning.py [--model DIR]   # DIR: a fine-tuned SST model (save_pruned); default: pre-trained MiniLM
+    python -m bench.pruning [--model DIR]   # DIR: a fine-tuned SST model (save_pruned); default: pre-trained MiniLM
 """
 
 from __future__ import annotations

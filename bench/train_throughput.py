@@ -1,7 +1,7 @@
 """Tokens/s of a MiniLM training step with dynamic padding + length grouping versus fixed
 max-length padding, and the step's model FLOP/s as a fraction of a large dense matmul's.
 
-    python bench/train_throughput.py [--steps 12] [--batch 32] [--max-length 128]
+    python -m bench.train_throughput [--steps 12] [--batch 32] [--max-length 128]
 """
 
 from __future__ import annotations
