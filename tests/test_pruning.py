@@ -239,3 +239,12 @@ def test_embeddings_can_be_made_prunable():
         prune(random_bert(), "magnitude", 0.5, include=["embeddings.nope"])
     with pytest.raises(ValueError, match="include applies to method 'magnitude' only"):
         prune(random_bert(), "heads", 0.1, criterion="l1", include=["embeddings.word_embeddings"])
+
+
+def test_taylor_per_layer_normalisation(tiny_model, tiny_task_data, tokenizer):
+    data = make_calibration(tiny_task_data, 8, pad_id=tokenizer.pad_token_id)
+    raw = score(tiny_model, "heads", "taylor", data).values
+    normalised = score(tiny_model, "heads", "taylor", data, normalize=True).values
+    for r, n in zip(raw, normalised):
+        assert float(n.norm()) == pytest.approx(1.0)
+        torch.testing.assert_close(n, r / r.norm())

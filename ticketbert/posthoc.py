@@ -8,7 +8,6 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 
 from ticketbert.config import TrainConfig
 from ticketbert.data import Batch, TaskData, collate

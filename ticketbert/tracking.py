@@ -102,9 +102,6 @@ class MlflowLogger:
         items = [RunTag(k, str(v)) for k, v in tags.items() if v is not None]
         _retry(lambda: self.client.log_batch(self.run_id, tags=items))
 
-    def log_artifact(self, path: Path) -> None:
-        _retry(lambda: self.client.log_artifact(self.run_id, str(path)))
-
     def close(self, status: str = "FINISHED") -> None:
         """End the run with ``status`` (FINISHED, FAILED or KILLED)."""
         _retry(lambda: self.client.set_terminated(self.run_id, status))
