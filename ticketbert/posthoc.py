@@ -13,7 +13,8 @@ from ticketbert.config import TrainConfig
 from ticketbert.data import Batch, TaskData, collate
 from ticketbert.models import TicketBertModel
 from ticketbert.models.compute import measure_latency
-from ticketbert.pruning import Scores, apply, bake_masks, make_calibration, max_sparsity, plan, score
+from ticketbert.pruning import Scores, apply, bake_masks, make_calibration, plan, score
+from ticketbert.pruning.api import method_limit
 from ticketbert.tracking import Tracker
 from ticketbert.training.device import select_device
 from ticketbert.training.evaluate import evaluate
@@ -133,19 +134,19 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, args.overrides)
         criteria = dict(item.split("=", 1) for item in args.criterion)
         raws = read_data(config)
-        data = encode_data(config, raws, load_tokenizer(config.model.encoder))
+        tokenizer = load_tokenizer(config.model.encoder)
+        data = encode_data(config, raws, tokenizer)
     except (ConfigError, DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    pad_id = load_tokenizer(config.model.encoder).pad_token_id
+    pad_id = tokenizer.pad_token_id
     model = load_pruned(args.model)
     tracker = Tracker(config.tracking.uri, config.tracking.experiment)
     tags = {**run_tags(config), "mode": "posthoc", "model_dir": str(args.model.resolve())}
     parent = tracker.start(f"posthoc:{args.model.resolve()}:{config.name}", run_name=f"posthoc-{config.name}",
                            tags=tags, params=config.model_dump(mode="json"))
     for method in args.methods:
-        probe = score(model, method, "l1") if method != "magnitude" else None
-        limit = max_sparsity(probe) if probe is not None else 1.0
+        limit = method_limit(model, method)
         levels = [level for level in args.levels if level <= limit + 1e-9]
         skipped = [level for level in args.levels if level > limit + 1e-9]
         if skipped:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from transformers import AutoConfig
 
 from ticketbert.models import resolve_encoder
+from ticketbert.pruning.api import method_limit
 from tune.config import ResourcesConfig, SweepConfig
 
 
@@ -64,12 +65,15 @@ def plan_resources(config: ResourcesConfig, address: str | None = None,
 
 def structured_limits(config: SweepConfig) -> tuple[list[dict], list[str]]:
     """The grid points whose sparsity the method can reach on the base encoder, and a note
-    for every point left out (all heads are about a third of a BERT layer's weights)."""
-    encoder = AutoConfig.from_pretrained(resolve_encoder(config.base.model.encoder))
-    hidden, ffn, layers = encoder.hidden_size, encoder.intermediate_size, encoder.num_hidden_layers
-    per_layer = 4 * hidden * hidden + 2 * hidden * ffn
-    limits = {"magnitude": 1.0, "none": 1.0, "heads": 4 * hidden * hidden / per_layer,
-              "ffn": 2 * hidden * ffn / per_layer, "layers": (layers - 1) / layers}
+    for every point left out (all heads are about a third of a BERT layer's weights). The
+    encoder is built on the meta device: shapes only, no weights loaded."""
+    import torch
+    from transformers import AutoModel
+
+    with torch.device("meta"):
+        encoder = AutoModel.from_config(AutoConfig.from_pretrained(resolve_encoder(config.base.model.encoder)))
+    limits = {method: method_limit(encoder, method) for method in ("magnitude", "heads", "ffn", "layers")}
+    limits["none"] = 1.0
     kept, notes = [], []
     for point in config.trials():
         if point["sparsity"] > limits[point["method"]] + 1e-9:

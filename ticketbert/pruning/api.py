@@ -84,14 +84,27 @@ def _check(method: str, sparsity: float | None = None) -> None:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
 
 
+def _reachable(method: str, unit_sizes: list[torch.Tensor], total: int) -> float:
+    if method == "magnitude":
+        return 1.0
+    sizes = [float(s.sum()) for s in unit_sizes]
+    removable = sum(sizes) - (max(sizes) if method == "layers" else 0.0)
+    return removable / total
+
+
 def max_sparsity(scores: Scores) -> float:
     """The largest sparsity a method can reach: every head (about a third of a BERT layer),
     every FFN neuron (two thirds), or all layers but one."""
-    if scores.method == "magnitude":
+    return _reachable(scores.method, scores.unit_sizes, scores.total)
+
+
+def method_limit(model: nn.Module, method: str) -> float:
+    """``max_sparsity`` of ``method`` on ``model``, without scoring anything."""
+    _check(method)
+    if method == "magnitude":
         return 1.0
-    sizes = [float(s.sum()) for s in scores.unit_sizes]
-    removable = sum(sizes) - (max(sizes) if scores.method == "layers" else 0.0)
-    return removable / scores.total
+    encoder = encoder_of(model)
+    return _reachable(method, unit_weight_counts(encoder, method), count_prunable(encoder, nonzero=False))
 
 
 def score(model: nn.Module, method: str, criterion: str | None = None, data=None, *,
