@@ -46,9 +46,10 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
-def matmul_flops_per_second(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
-    """The machine's practical limit: FLOP/s of a large dense float32 matmul."""
-    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+def matmul_flops_per_second(device: torch.device, size: int = 2048, repeats: int = 10,
+                            dtype: torch.dtype = torch.float32) -> float:
+    """The machine's practical limit: FLOP/s of a large dense matmul in ``dtype``."""
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     for _ in range(2):
         a @ b
     if device.type == "cuda":

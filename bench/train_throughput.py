@@ -1,5 +1,6 @@
 """Tokens/s of a MiniLM training step with dynamic padding + length grouping versus fixed
-max-length padding, and the step's model FLOP/s as a fraction of a large dense matmul's.
+max-length padding, in fp32 and (where the device computes it natively) bf16 autocast, and the
+step's model FLOP/s as a fraction of a large dense matmul's in the same precision.
 
     python -m bench.train_throughput [--steps 12] [--batch 32] [--max-length 128]
 """
@@ -16,7 +17,7 @@ from ticketbert.config import ModelConfig
 from ticketbert.data import collate, length_grouped_batches
 from ticketbert.models import build_model
 from ticketbert.models.compute import attention_flops_per_token, linear_flops_per_token
-from ticketbert.training.device import select_device
+from ticketbert.training.device import autocast, native_bf16, select_device
 
 
 def pad_to(batch, width: int, pad_id: int):
@@ -27,7 +28,7 @@ def pad_to(batch, width: int, pad_id: int):
                        batch.labels, batch.segments)
 
 
-def run(batches, model, task, device) -> dict[str, float]:
+def run(batches, model, task, device, bf16: bool) -> dict[str, float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     encoder = model.encoder
     linear = linear_flops_per_token(encoder)
@@ -35,7 +36,8 @@ def run(batches, model, task, device) -> dict[str, float]:
     for i, batch in enumerate(batches):
         batch = batch.to(device)
         start = time.perf_counter()
-        loss = task.loss(model(task.name, batch), batch.labels)
+        with autocast(device, bf16):
+            loss = task.loss(model(task.name, batch), batch.labels)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -63,25 +65,30 @@ def main() -> None:
     grouped = length_grouped_batches(sst.train.lengths, args.batch, generator)[: args.steps + 1]
     shuffled = torch.randperm(len(sst.train), generator=generator).tolist()
     plain = [shuffled[i * args.batch:(i + 1) * args.batch] for i in range(args.steps + 1)]
+    variants = [("fixed max-length padding", plain, True, False), ("dynamic + length-grouped", grouped, False, False)]
+    if native_bf16(device):
+        variants.append(("dynamic + grouped, bf16", grouped, False, True))
     results = {}
-    for name, index_batches, fixed in (("dynamic + length-grouped", grouped, False),
-                                       ("fixed max-length padding", plain, True)):
+    for name, index_batches, fixed, bf16 in variants:
         torch.manual_seed(0)
         model = build_model(ModelConfig(), ["sst"]).to(device).train()
         batches = [collate(sst.train, b, tokenizer.pad_token_id) for b in index_batches]
         if fixed:
             batches = [pad_to(b, args.max_length, tokenizer.pad_token_id) for b in batches]
-        results[name] = run(batches, model, sst.task, device)
-    peak = matmul_flops_per_second(device)
+        results[name] = {**run(batches, model, sst.task, device, bf16), "bf16": bf16}
+    peaks = {bf16: matmul_flops_per_second(device, dtype=torch.bfloat16 if bf16 else torch.float32)
+             for bf16 in {r["bf16"] for r in results.values()}}
     base = results["fixed max-length padding"]["tokens_per_s"]
     print(f"device {device}, batch {args.batch}, {args.steps} timed steps, max_length {args.max_length}"
           + (" (SYNTHETIC data)" if synthetic else " (real SST train)"))
-    print(f"dense fp32 matmul 2048^3: {peak / 1e9:.1f} GFLOP/s")
-    print(f"{'padding':<26} {'tokens/s':>10} {'vs fixed':>9} {'model GFLOP/s':>14} {'of matmul':>10}")
+    print(", ".join(f"dense {'bf16' if bf16 else 'fp32'} matmul 2048^3: {peak / 1e9:.1f} GFLOP/s"
+                    for bf16, peak in peaks.items()))
+    print(f"{'variant':<26} {'tokens/s':>10} {'vs fixed':>9} {'model GFLOP/s':>14} {'of matmul':>10}")
     for name, r in results.items():
         print(f"{name:<26} {r['tokens_per_s']:>10.0f} {r['tokens_per_s'] / base:>8.2f}x "
-              f"{r['model_flops_per_s'] / 1e9:>14.1f} {r['model_flops_per_s'] / peak:>9.1%}")
-    save("train_throughput", {"args": vars(args), "synthetic": synthetic, "matmul_flops_per_s": peak,
+              f"{r['model_flops_per_s'] / 1e9:>14.1f} {r['model_flops_per_s'] / peaks[r['bf16']]:>9.1%}")
+    save("train_throughput", {"args": vars(args), "synthetic": synthetic,
+                              "matmul_flops_per_s": {"bf16" if k else "fp32": v for k, v in peaks.items()},
                               "results": results})
 
 

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ def test_shipped_run_configs_load(path):
     ("train.tasks=[sst,sst]", "train.tasks"),
     ("train.batch_size={sst: 0}", "train.batch_size"),
     ("train.device=tpu", "train.device"),
+    ("train.bf16=maybe", "train.bf16"),
     ("train.sampling=random", "train.sampling"),
     ("train.unknown=1", "train.unknown"),
     ("bogus=1", "bogus"),
@@ -78,3 +81,12 @@ def test_overrides_merge_into_file(tmp_path):
     path.write_text("train:\n  lr: 0.001\n  epochs: 5\n")
     config = load_config(path, ["train.epochs=2", "train.tasks=[sst,para]"])
     assert config.train.lr == 0.001 and config.train.epochs == 2 and config.train.tasks == ["sst", "para"]
+
+
+def test_installed_package_imports_from_any_directory(tmp_path):
+    """Other projects import ``ticketbert``: it must resolve to the package, not a namespace."""
+    code = "import ticketbert, tune, analysis; print(ticketbert.__file__, tune.__file__, analysis.__file__); " \
+           "from ticketbert import EarlyBirdPruner, prune"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "None" not in done.stdout

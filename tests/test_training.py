@@ -4,7 +4,7 @@ import torch
 
 from ticketbert.models import build_model
 from ticketbert.training.checkpoint import has_checkpoint
-from ticketbert.training.device import seed_everything
+from ticketbert.training.device import autocast, native_bf16, seed_everything, use_bf16
 from ticketbert.training.loop import fit, training_schedule
 
 
@@ -65,6 +65,35 @@ def test_resume_after_interruption_gives_the_same_result(tiny_run_config, tiny_t
     assert timeless(result.history) == timeless(reference.history)
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_bf16_setting_resolves_per_device():
+    cpu = torch.device("cpu")
+    flags = torch.cpu.get_capabilities()
+    assert native_bf16(cpu) == any(flags.get(f, False) for f in ("avx512_bf16", "amx_bf16", "sve_bf16"))
+    assert use_bf16(cpu, "auto") == native_bf16(cpu)
+    assert use_bf16(cpu, True) and not use_bf16(cpu, False)
+    layer, x = torch.nn.Linear(4, 4), torch.randn(2, 4)
+    with autocast(cpu, True):
+        assert layer(x).dtype == torch.bfloat16
+    with autocast(cpu, False):
+        assert layer(x).dtype == torch.float32
+
+
+def test_bf16_training_tracks_fp32_closely(tiny_run_config, tiny_task_data, tokenizer):
+    """Same seed, same data: bf16 autocast changes the numbers a little, not the learning."""
+    config = tiny_run_config.model_copy(deep=True)
+    config.train.tasks, config.train.epochs = ["sst"], 2
+    data = {"sst": tiny_task_data["sst"]}
+    losses = {}
+    for bf16 in (False, True):
+        config.train.bf16 = bf16
+        history = fit(_model(config), data, config.train, pad_id=tokenizer.pad_token_id).history
+        losses[bf16] = [h["train/loss"] for h in history]
+    assert losses[True] != losses[False]
+    assert losses[True][-1] < losses[True][0]
+    for a, b in zip(losses[True], losses[False]):
+        assert abs(a - b) < 0.05 * abs(b)
 
 
 class _StopAfterEpoch:

@@ -68,7 +68,9 @@ class TrainConfig(_Strict):
     # multitask: interleave batches task by task, or in a random order proportional to size
     sampling: Literal["round_robin", "proportional"] = "round_robin"
     device: str = "auto"
-    bf16: bool = True  # autocast in bf16 on CUDA; ignored on CPU
+    # bf16 autocast: "auto" where the device computes bf16 natively (CUDA with bf16, CPUs with
+    # AVX512-BF16/AMX), true everywhere (emulated on other CPUs: slow), false never
+    bf16: Literal["auto", True, False] = "auto"
     progress: bool = True
 
     @field_validator("tasks")

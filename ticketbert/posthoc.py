@@ -16,7 +16,7 @@ from ticketbert.models.compute import measure_latency
 from ticketbert.pruning import Scores, apply, bake_masks, make_calibration, plan, score
 from ticketbert.pruning.api import method_limit
 from ticketbert.tracking import Tracker
-from ticketbert.training.device import select_device
+from ticketbert.training.device import select_device, use_bf16
 from ticketbert.training.evaluate import evaluate
 from ticketbert.training.loop import fit
 
@@ -69,7 +69,8 @@ def prune_and_measure(dense: TicketBertModel, scores: Scores, sparsity: float, d
                      first_epoch=first_epoch)
         flops["recovery_train_flops"] = result.train_flops
     bake_masks(model.encoder)  # time the weights as they are, not the mask hook
-    metrics = evaluate(model, data, pad_id=pad_id, batch_size=train.eval_batch_size, device=device, bf16=train.bf16)
+    metrics = evaluate(model, data, pad_id=pad_id, batch_size=train.eval_batch_size, device=device,
+                       bf16=use_bf16(device, train.bf16))
     task, batch = latency_batch(data, pad_id)
     return {**metrics, **flops, **report.metrics(), **compute_metrics(dense, model, task, batch)}
 

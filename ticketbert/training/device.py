@@ -26,8 +26,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when asked; a no-op elsewhere."""
-    if bf16 and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+_CPU_BF16_FEATURES = ("avx512_bf16", "amx_bf16", "sve_bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bf16 natively (fast), not by emulation: CUDA devices with
+    bf16 support, CPUs with AVX512-BF16, AMX-BF16 or SVE-BF16."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        capabilities = torch.cpu.get_capabilities()
+        return any(capabilities.get(feature, False) for feature in _CPU_BF16_FEATURES)
+    return False
+
+
+def use_bf16(device: torch.device, setting: bool | str) -> bool:
+    """Resolve ``train.bf16`` (``"auto"``, ``True`` or ``False``) for ``device``."""
+    return native_bf16(device) if setting == "auto" else bool(setting)
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on ``device`` when ``enabled``; a no-op otherwise."""
+    if enabled:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -16,7 +16,7 @@ from ticketbert.config import TrainConfig
 from ticketbert.data import TaskData, collate, length_grouped_batches
 from ticketbert.models.compute import attention_flops_per_token, linear_flops_per_token
 from ticketbert.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from ticketbert.training.device import autocast, select_device
+from ticketbert.training.device import autocast, select_device, use_bf16
 from ticketbert.training.evaluate import evaluate
 
 
@@ -89,6 +89,7 @@ def fit(model: torch.nn.Module, data: dict[str, TaskData], config: TrainConfig, 
     """
     epochs = config.epochs if epochs is None else epochs
     device = select_device(config.device)
+    bf16 = use_bf16(device, config.bf16)
     model.to(device)
     optimizer = _optimizer(model, config)
     steps_per_epoch = len(training_schedule(data, config, 0))
@@ -121,7 +122,7 @@ def fit(model: torch.nn.Module, data: dict[str, TaskData], config: TrainConfig, 
         for task_name, indices in tqdm(schedule, desc=f"epoch {number}", disable=not config.progress, leave=False):
             task_data = data[task_name]
             batch = collate(task_data.train, indices, pad_id).to(device)
-            with autocast(device, config.bf16):
+            with autocast(device, bf16):
                 loss = task_data.task.loss(model(task_name, batch), batch.labels)
             loss.backward()
             if config.max_grad_norm is not None:
@@ -139,7 +140,7 @@ def fit(model: torch.nn.Module, data: dict[str, TaskData], config: TrainConfig, 
                 break
         # -- evaluate on dev and the train subsample
         metrics = evaluate(model, data, pad_id=pad_id, batch_size=config.eval_batch_size, device=device,
-                           bf16=config.bf16)
+                           bf16=bf16)
         metrics.update({"epoch_seconds": time.perf_counter() - began, "train_flops": result.train_flops,
                         "lr": scheduler.get_last_lr()[0]})
         result.history.append(metrics)
