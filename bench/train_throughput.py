@@ -13,11 +13,12 @@ import time
 import torch
 
 from bench.common import bench_data, matmul_flops_per_second, save
-from ticketbert.config import ModelConfig
+from ticketbert.config import ModelConfig, TrainConfig
 from ticketbert.data import collate, length_grouped_batches
 from ticketbert.models import build_model
 from ticketbert.models.compute import attention_flops_per_token, linear_flops_per_token
 from ticketbert.training.device import autocast, native_bf16, select_device
+from ticketbert.training.loop import build_optimizer
 
 
 def pad_to(batch, width: int, pad_id: int):
@@ -29,7 +30,7 @@ def pad_to(batch, width: int, pad_id: int):
 
 
 def run(batches, model, task, device, bf16: bool) -> dict[str, float]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    optimizer = build_optimizer(model, TrainConfig(lr=1e-5))
     encoder = model.encoder
     linear = linear_flops_per_token(encoder)
     real_tokens, flops, elapsed = 0, 0.0, 0.0

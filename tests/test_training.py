@@ -5,7 +5,7 @@ import torch
 from ticketbert.models import build_model
 from ticketbert.training.checkpoint import has_checkpoint
 from ticketbert.training.device import autocast, native_bf16, seed_everything, use_bf16
-from ticketbert.training.loop import fit, training_schedule
+from ticketbert.training.loop import build_optimizer, fit, training_schedule
 
 
 def _model(config):
@@ -94,6 +94,34 @@ def test_bf16_training_tracks_fp32_closely(tiny_run_config, tiny_task_data, toke
     assert losses[True][-1] < losses[True][0]
     for a, b in zip(losses[True], losses[False]):
         assert abs(a - b) < 0.05 * abs(b)
+
+
+def test_fused_optimizer_matches_the_reference_adamw(tiny_run_config):
+    """build_optimizer's fused AdamW takes the same steps as torch's per-tensor AdamW."""
+    models = [_model(tiny_run_config).eval() for _ in range(2)]
+    fused = build_optimizer(models[0], tiny_run_config.train)
+    assert fused.defaults["fused"]
+    reference = torch.optim.AdamW(_same_groups(fused, models), lr=tiny_run_config.train.lr, fused=False)
+    inputs = torch.randint(5, 90, (4, 7))
+    for _ in range(3):  # the same gradients for both: the optimizers alone differ
+        models[0].encoder(input_ids=inputs).last_hidden_state.pow(2).mean().backward()
+        for a, b in zip(models[0].parameters(), models[1].parameters()):
+            b.grad = None if a.grad is None else a.grad.clone()
+        for optimizer in (fused, reference):
+            optimizer.step()
+            optimizer.zero_grad()
+    for (name, a), b in zip(models[0].named_parameters(), models[1].parameters()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    untrained = _model(tiny_run_config).encoder.embeddings.word_embeddings.weight
+    assert not torch.equal(models[0].encoder.embeddings.word_embeddings.weight, untrained)  # the steps moved it
+
+
+def _same_groups(optimizer, models):
+    """``optimizer``'s parameter groups (weight decay per group) over the second model's parameters."""
+    position = {id(p): i for i, p in enumerate(models[0].parameters())}
+    params = list(models[1].parameters())
+    return [{"params": [params[position[id(p)]] for p in group["params"]], "weight_decay": group["weight_decay"]}
+            for group in optimizer.param_groups]
 
 
 class _StopAfterEpoch:
