@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from ticketbert import EarlyBirdPruner, load_pruned, sweep_sparsity
+from ticketbert.models import build_model
 from ticketbert.models.compute import count_prunable
-from ticketbert.pruning import criteria, plan, score
+from ticketbert.pruning import criteria, make_calibration, plan, score
 from ticketbert.pruning.early_bird import plan_distance
 from ticketbert.train import run_training
 from ticketbert.tracking import Tracker
@@ -108,6 +109,22 @@ def test_early_bird_mode_prunes_and_resumes(tiny_run_config):
     assert result.metrics["total_train_flops"] > result.metrics["search_train_flops"] > 0
     reloaded = load_pruned(result.model_dir)
     assert sum(reloaded.encoder.config.ticketbert_structure["heads_per_layer"]) == 8 - 4  # heads: half of tiny BERT
+
+
+def test_early_bird_flops_count_every_taylor_draw(tiny_run_config, tiny_task_data, tokenizer):
+    """Mask draws under taylor cost calibration passes: the total counts them, draw by draw."""
+    config = tiny_run_config.model_copy(deep=True)
+    config.train.epochs, config.train.tasks = 2, ["sts"]
+    config.prune.method, config.prune.sparsity, config.prune.mode, config.prune.criterion = "ffn", 0.2, "early_bird", "taylor"
+    config.prune.early_bird_interval, config.prune.early_bird_max_steps, config.prune.calibration_examples = 2, 6, 8
+    result = run_training(config)
+    draws = int(result.metrics["early_bird_step"]) // 2
+    calibration = make_calibration({"sts": tiny_task_data["sts"]}, 8, pad_id=tokenizer.pad_token_id)
+    one_draw = score(build_model(config.model, config.train.tasks), "ffn", "taylor", calibration).flops
+    assert one_draw > 0
+    assert result.metrics["search_scoring_flops"] == pytest.approx(draws * one_draw)
+    trained = result.metrics["total_train_flops"] - result.metrics["search_scoring_flops"]
+    assert trained > result.metrics["search_train_flops"] > 0
 
 
 def test_imp_mode_reaches_target_with_rewinding(tiny_run_config):

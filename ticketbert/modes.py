@@ -115,12 +115,14 @@ def run_early_bird(config: RunConfig, model: TicketBertModel, data: dict[str, Ta
                  callbacks=[pruner])
     report = pruner.prune(model)
     found = {"early_bird_step": float(pruner.found_at or pruner.steps), "early_bird_converged": float(pruner.converged),
-             "search_train_flops": search.train_flops, **report.metrics()}
+             "search_train_flops": search.train_flops, "search_scoring_flops": pruner.scoring_flops,
+             **report.metrics()}
     logger.log_dict(found, step=len(search.history))
     remaining = max(config.train.epochs - len(search.history), 1)
     final = fit(model, data, config.train, pad_id=pad_id, logger=logger, checkpoint_dir=directory / "final",
                 epochs=remaining, first_epoch=len(search.history) + 1)
-    metrics = {**final.final, **found, "total_train_flops": search.train_flops + final.train_flops}
+    total = search.train_flops + pruner.scoring_flops + final.train_flops
+    metrics = {**final.final, **found, "total_train_flops": total}
     logger.log_dict(metrics, step=len(search.history) + remaining)
     return ModeResult(metrics, search.history + final.history, save_pruned(model, directory / "model"))
 

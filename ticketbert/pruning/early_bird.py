@@ -57,6 +57,7 @@ class EarlyBirdPruner(Callback):
         self.plan: Plan | None = None
         self.found_at: int | None = None
         self.converged = False
+        self.scoring_flops = 0.0  # model FLOPs the mask draws cost (calibration passes; 0 for l1)
 
     @property
     def should_stop(self) -> bool:  # the loop's stop signal: the ticket is drawn
@@ -64,7 +65,9 @@ class EarlyBirdPruner(Callback):
 
     def draw(self, model: nn.Module) -> Plan:
         """The mask the model's current weights give."""
-        return plan(score(model, self.method, self.criterion, self.data), self.sparsity, self.scope)
+        scores = score(model, self.method, self.criterion, self.data)
+        self.scoring_flops += scores.flops
+        return plan(scores, self.sparsity, self.scope)
 
     def step(self, model: nn.Module) -> bool:
         """Count one optimizer step; draw and compare masks every ``interval`` steps.
@@ -95,7 +98,8 @@ class EarlyBirdPruner(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"steps": self.steps, "distances": list(self.distances),
-                                 "found_at": self.found_at, "converged": self.converged}
+                                 "found_at": self.found_at, "converged": self.converged,
+                                 "scoring_flops": self.scoring_flops}
         if self.plan is not None:
             state["masks"] = self.plan.masks
             state["removed"] = {str(k): list(v) for k, v in self.plan.removed.items()}
@@ -104,6 +108,7 @@ class EarlyBirdPruner(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.steps, self.distances = state["steps"], list(state["distances"])
         self.found_at, self.converged = state["found_at"], state["converged"]
+        self.scoring_flops = state["scoring_flops"]
         if "removed" in state:
             removed = {int(k): list(v) for k, v in state["removed"].items()}
             masks = state.get("masks")
