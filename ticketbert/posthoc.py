@@ -8,7 +8,6 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-
 from ticketbert.config import TrainConfig
 from ticketbert.data import Batch, TaskData, collate
 from ticketbert.models import TicketBertModel
