@@ -18,7 +18,7 @@ from bench.common import bench_data, save
 from ticketbert.config import ModelConfig
 from ticketbert.data import collate
 from ticketbert.models import build_model
-from ticketbert.posthoc import paired_latency
+from ticketbert.measure import paired_latency
 from ticketbert.pruning import load_pruned, make_calibration, prune, score
 from ticketbert.pruning.api import PruningReport
 

@@ -17,7 +17,12 @@ def test_sweep_sparsity_scores_once_and_logs_a_child_run_per_level(tiny_model, t
                                                                      tokenizer, monkeypatch):
     calls = []
     original = criteria.CRITERIA["taylor"]
-    monkeypatch.setitem(criteria.CRITERIA, "taylor", lambda *a: calls.append(1) or original(*a))
+    class Counting(criteria.Taylor):
+        def __call__(self, *args):
+            calls.append(1)
+            return original(*args)
+
+    monkeypatch.setitem(criteria.CRITERIA, "taylor", Counting())
     tracker = Tracker(tiny_run_config.tracking.uri, "sweep-test")
     parent = tracker.start("parent")
     data = {"sts": tiny_task_data["sts"]}

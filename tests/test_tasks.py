@@ -9,7 +9,7 @@ from scipy import stats
 
 from ticketbert.config import ModelConfig
 from ticketbert.tasks import get_task
-from ticketbert.training.metrics import binary_f1, macro_f1, pearson, spearman
+from ticketbert.tasks.metrics import binary_f1, macro_f1, pearson, spearman
 
 rng = np.random.default_rng(0)
 

@@ -130,7 +130,10 @@ class _StopAfterEpoch:
     def __init__(self, epoch):
         self.epoch, self.should_stop = epoch, False
 
-    def on_step_end(self, model, step):
+    def on_step_end(self, model, step, optimizer, totals):
+        pass
+
+    def on_resume(self, model):
         pass
 
     def on_epoch_end(self, model, epoch, metrics):

@@ -17,7 +17,7 @@ from ticketbert.config import RunConfig, load_config
 from ticketbert.pruning import PruningReport, apply, load_pruned, plan, prune, save_pruned, score
 from ticketbert.pruning.early_bird import EarlyBirdPruner
 
-_LAZY = {"sweep_sparsity": "ticketbert.posthoc", "run_training": "ticketbert.train"}
+_LAZY = {"sweep_sparsity": "ticketbert.measure", "run_training": "ticketbert.train"}
 
 
 def __getattr__(name: str) -> Any:

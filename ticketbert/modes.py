@@ -3,7 +3,8 @@
 - dense: fine-tune.
 - posthoc: fine-tune densely (or reuse a dense model in ``prune.dense_dir``), prune once to
   ``prune.sparsity`` (scores cached beside the dense model), optionally recover, measure.
-- early_bird: train until the early-bird mask stops changing, prune, resume training.
+- early_bird: one run; the mask is drawn as the model trains, and once it stops changing the
+  model is pruned in place and training goes on (optimizer state cut, not restarted).
 - imp: iterative magnitude pruning with rewinding to the pre-trained weights (Chen et al. 2020).
 """
 
@@ -20,12 +21,14 @@ from safetensors.torch import load_file, save_file
 
 from ticketbert.config import RunConfig
 from ticketbert.data import TaskData
+from ticketbert.measure import prune_and_measure
 from ticketbert.models import TicketBertModel
 from ticketbert.models.compute import count_prunable
-from ticketbert.posthoc import prune_and_measure
+from ticketbert.models.families import require_encoder
 from ticketbert.pruning import Scores, attach_masks, load_pruned, make_calibration, plan, save_pruned, score
 from ticketbert.pruning.early_bird import EarlyBirdPruner
-from ticketbert.pruning.units import unit_weight_counts
+from ticketbert.pruning.methods import get_method
+from ticketbert.training.callbacks import EarlyBirdHook
 from ticketbert.training.loop import Logger, fit
 
 
@@ -77,8 +80,9 @@ def cached_scores(directory: Path, model: TicketBertModel, config: RunConfig, da
         if path.is_file():
             values = load_file(str(path))
             name = bytes(values.pop("criterion").tolist()).decode()
+            unit = get_method(method).unit
             return Scores(method, name, [values[str(i)] for i in range(len(values))],
-                          unit_weight_counts(model.encoder, method), count_prunable(model.encoder, nonzero=False),
+                          unit.weight_counts(require_encoder(model, method)), count_prunable(model, nonzero=False),
                           flops=0.0)
         calibration = make_calibration(data, config.prune.calibration_examples, pad_id=pad_id, seed=config.train.seed)
         scores = score(model, method, criterion, calibration)
@@ -105,26 +109,23 @@ def run_posthoc(config: RunConfig, model: TicketBertModel, data: dict[str, TaskD
 
 def run_early_bird(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
                    logger: Logger, directory: Path) -> ModeResult:
-    """Search: train until the mask settles; prune; resume training for the remaining epochs."""
+    """One training run: the early-bird mask is drawn as the model trains; once it settles the
+    model is pruned in place, the optimizer's state cut alike, and training goes on to the
+    configured epochs (no restart, no new warm-up)."""
     p = config.prune
     calibration = make_calibration(data, p.calibration_examples, pad_id=pad_id, seed=config.train.seed)
     pruner = EarlyBirdPruner(p.method, p.sparsity, criterion=p.criterion, scope=p.scope, interval=p.early_bird_interval,
                              window=p.early_bird_window, epsilon=p.early_bird_epsilon, max_steps=p.early_bird_max_steps,
-                             data=calibration)
-    search = fit(model, data, config.train, pad_id=pad_id, logger=logger, checkpoint_dir=directory / "search",
-                 callbacks=[pruner])
-    report = pruner.prune(model)
-    found = {"early_bird_step": float(pruner.found_at or pruner.steps), "early_bird_converged": float(pruner.converged),
-             "search_train_flops": search.train_flops, "search_scoring_flops": pruner.scoring_flops,
-             **report.metrics()}
-    logger.log_dict(found, step=len(search.history))
-    remaining = max(config.train.epochs - len(search.history), 1)
-    final = fit(model, data, config.train, pad_id=pad_id, logger=logger, checkpoint_dir=directory / "final",
-                epochs=remaining, first_epoch=len(search.history) + 1)
-    total = search.train_flops + pruner.scoring_flops + final.train_flops
-    metrics = {**final.final, **found, "total_train_flops": total}
-    logger.log_dict(metrics, step=len(search.history) + remaining)
-    return ModeResult(metrics, search.history + final.history, save_pruned(model, directory / "model"))
+                             data=calibration, model=model)
+    hook = EarlyBirdHook(pruner, logger)
+    trained = fit(model, data, config.train, pad_id=pad_id, logger=logger, checkpoint_dir=directory / "train",
+                  callbacks=[hook])
+    if hook.report is None:  # training ended before the ticket settled: prune with the last mask
+        hook.report = pruner.prune(model)
+    total = trained.train_flops + pruner.scoring_flops
+    metrics = {**trained.final, **hook.found_metrics(), "total_train_flops": total}
+    logger.log_dict(metrics, step=len(trained.history))
+    return ModeResult(metrics, trained.history, save_pruned(model, directory / "model"))
 
 
 def run_imp(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
@@ -138,7 +139,7 @@ def run_imp(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData]
     for round_number in range(rounds + 1):
         candidate = copy.deepcopy(pretrained)
         if masks is not None:
-            attach_masks(candidate.encoder, masks)
+            attach_masks(candidate, masks)
         trained = fit(candidate, data, config.train, pad_id=pad_id, logger=logger,
                       checkpoint_dir=directory / f"round{round_number}", first_epoch=len(history) + 1)
         history += trained.history
@@ -147,7 +148,7 @@ def run_imp(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData]
             break
         target = 1.0 - (1.0 - p.sparsity) ** ((round_number + 1) / rounds)
         masks = plan(score(candidate, "magnitude"), target, p.scope).masks
-    achieved = 1.0 - sum(int(m.sum()) for m in masks.values()) / count_prunable(candidate.encoder, nonzero=False)
+    achieved = 1.0 - sum(int(m.sum()) for m in masks.values()) / count_prunable(candidate, nonzero=False)
     metrics = {**trained.final, "achieved_sparsity": achieved, "total_train_flops": flops}
     logger.log_dict(metrics, step=len(history))
     return ModeResult(metrics, history, save_pruned(candidate, directory / "model"))

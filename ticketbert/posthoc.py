@@ -1,110 +1,11 @@
-"""Post-hoc sparsity sweeps: from ONE fine-tuned dense model, prune at every level (scores
-computed once), optionally recover briefly, evaluate dev and the train subsample, and
-measure compute against the dense model in the same process."""
+"""``python -m ticketbert.posthoc --config C --model DIR``: sweep every pruning method over
+sparsity levels from one fine-tuned model (``ticketbert.measure.sweep_sparsity``)."""
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
-from typing import Any
-
-from ticketbert.config import TrainConfig
-from ticketbert.data import Batch, TaskData, collate
-from ticketbert.models import TicketBertModel
-from ticketbert.models.compute import measure_latency
-from ticketbert.pruning import Scores, apply, bake_masks, make_calibration, plan, score
-from ticketbert.pruning.api import method_limit
+from ticketbert.measure import sweep_sparsity
+from ticketbert.pruning import method_limit
 from ticketbert.tracking import Tracker
-from ticketbert.training.device import select_device, use_bf16
-from ticketbert.training.evaluate import evaluate
-from ticketbert.training.loop import fit
-
-LATENCY_BATCH = 32
-
-
-def latency_batch(data: dict[str, TaskData], pad_id: int, size: int = LATENCY_BATCH) -> tuple[str, Batch]:
-    """A fixed dev batch of the first task for timing (its padded shape is recorded)."""
-    name, task_data = next(iter(data.items()))
-    return name, collate(task_data.dev, list(range(min(size, len(task_data.dev)))), pad_id)
-
-
-def paired_latency(dense: TicketBertModel, pruned: TicketBertModel, task: str, batch: Batch) -> tuple[float, float]:
-    """Median ms of a forward pass of ``batch`` through the dense and the pruned model, timed
-    interleaved in this process on the models' device (eval mode, no grad)."""
-    device = next(pruned.parameters()).device
-    batch = batch.to(device)
-    modes = dense.training, pruned.training
-    dense.eval(), pruned.eval()
-    times = measure_latency([lambda: dense(task, batch), lambda: pruned(task, batch)], device)
-    dense.train(modes[0]), pruned.train(modes[1])
-    return times[0], times[1]
-
-
-@dataclass
-class LevelResult:
-    sparsity: float
-    metrics: dict[str, float]
-    run_id: str | None = None
-
-
-def compute_metrics(dense: TicketBertModel, pruned: TicketBertModel, task: str, batch: Batch) -> dict[str, float]:
-    """Measured latency of ``pruned``, its speedup over ``dense``, and the timed batch's shape."""
-    dense_ms, latency = paired_latency(dense, pruned, task, batch)
-    return {"latency_ms": latency, "dense_latency_ms": dense_ms, "speedup": dense_ms / latency,
-            "latency_batch": float(batch.labels.numel()), "latency_seq_len": float(batch.input_ids.shape[1])}
-
-
-def prune_and_measure(dense: TicketBertModel, scores: Scores, sparsity: float, data: dict[str, TaskData], *,
-                      train: TrainConfig, pad_id: int, scope: str = "global", recovery_epochs: int = 0,
-                      logger=None, first_epoch: int = 1) -> dict[str, float]:
-    """A pruned copy of ``dense`` at ``sparsity``: recovered, evaluated and timed."""
-    device = select_device(train.device)
-    dense.to(device)
-    model = copy.deepcopy(dense)
-    report = apply(model, plan(scores, sparsity, scope))
-    flops: dict[str, float] = {}
-    if recovery_epochs:
-        result = fit(model, data, train, pad_id=pad_id, epochs=recovery_epochs, logger=logger,
-                     first_epoch=first_epoch)
-        flops["recovery_train_flops"] = result.train_flops
-    bake_masks(model.encoder)  # time the weights as they are, not the mask hook
-    metrics = evaluate(model, data, pad_id=pad_id, batch_size=train.eval_batch_size, device=device,
-                       bf16=use_bf16(device, train.bf16))
-    task, batch = latency_batch(data, pad_id)
-    return {**metrics, **flops, **report.metrics(), **compute_metrics(dense, model, task, batch)}
-
-
-def sweep_sparsity(model: TicketBertModel, data: dict[str, TaskData], levels: list[float], *, method: str,
-                   train: TrainConfig, pad_id: int, criterion: str | None = None, scope: str = "global",
-                   recovery_epochs: int = 0, calibration_examples: int = 256, tracker: Tracker | None = None,
-                   parent_run_id: str | None = None, run_key: str = "sweep",
-                   tags: dict[str, Any] | None = None) -> list[LevelResult]:
-    """Prune ``model`` (fine-tuned, left untouched) at every level of ``levels``.
-
-    Importance is scored once; each level gets its own MLflow child run (tags ``method``,
-    ``criterion``, ``sparsity``) with dev/train metrics, ``achieved_sparsity``, ``params``,
-    ``flops_per_token``, ``latency_ms`` and ``speedup`` over the dense model.
-    """
-    device = select_device(train.device)
-    model = model.to(device)
-    calibration = make_calibration(data, calibration_examples, pad_id=pad_id, seed=train.seed)
-    scores = score(model, method, criterion, calibration)
-    results = []
-    for level in levels:
-        logger = None
-        if tracker is not None:
-            logger = tracker.start(f"{run_key}/{method}/{scores.criterion}/{level}",
-                                   run_name=f"{method}-{level:g}", parent_run_id=parent_run_id,
-                                   tags={**(tags or {}), "mode": "posthoc", "method": method,
-                                         "criterion": scores.criterion, "sparsity": level})
-        metrics = prune_and_measure(model, scores, level, data, train=train, pad_id=pad_id, scope=scope,
-                                    recovery_epochs=recovery_epochs, logger=logger)
-        if logger is not None:
-            logger.log_dict(metrics, step=recovery_epochs)
-            logger.close()
-        results.append(LevelResult(level, metrics, logger.run_id if logger else None))
-    return results
-
 
 DEFAULT_LEVELS = [round(0.1 * i, 1) for i in range(10)]
 

@@ -1,4 +1,4 @@
-"""Compute accounting: parameters, FLOPs per token and measured latency of an encoder."""
+"""Compute accounting: parameters, FLOPs per token and measured latency of a model."""
 
 from __future__ import annotations
 
@@ -8,37 +8,44 @@ import time
 import torch
 from torch import nn
 
-from ticketbert.models.structure import encoder_layers
+from ticketbert.models.families import Encoder, find_encoder
 
 
-def effective_weight(linear: nn.Linear) -> torch.Tensor:
+def effective_weight(linear: nn.Module) -> torch.Tensor:
     """The weight as used in forward: ``weight_orig * weight_mask`` under a pruning mask."""
     if hasattr(linear, "weight_mask"):
         return linear.weight_orig * linear.weight_mask
     return linear.weight
 
 
-def prunable_linears(encoder: nn.Module) -> dict[str, nn.Linear]:
-    """The six weight matrices of every layer (Q, K, V, attention output, FFN in and out),
-    keyed by their parameter path inside ``encoder``."""
-    linears = {}
-    for i, layer in enumerate(encoder_layers(encoder)):
-        prefix = f"encoder.layer.{i}"
-        attention = layer.attention.self
-        for name in ("query", "key", "value"):
-            if hasattr(attention, name):
-                linears[f"{prefix}.attention.self.{name}"] = getattr(attention, name)
-        linears[f"{prefix}.attention.output.dense"] = layer.attention.output.dense
-        linears[f"{prefix}.intermediate.dense"] = layer.intermediate.dense
-        linears[f"{prefix}.output.dense"] = layer.output.dense
+def encoder_linears(encoder: Encoder) -> dict[str, nn.Linear]:
+    """The prunable matrices of every layer of ``encoder`` (attention inputs and output, FFN
+    inputs and output), keyed by their module path inside the encoder."""
+    family, linears = encoder.family, {}
+    for i, layer in enumerate(encoder.layers()):
+        for projection in (*family.head_inputs, family.head_output, *family.ffn_inputs, family.ffn_output):
+            try:
+                linears[f"{family.layers_path}.{i}.{projection.path}"] = projection.linear(layer)
+            except AttributeError:  # a layer whose attention has no heads left
+                continue
     return linears
 
 
+def prunable_linears(model: nn.Module) -> dict[str, nn.Module]:
+    """What "sparsity" counts, per model kind: in a model holding a supported encoder, the
+    encoder layers' attention and FFN matrices (keyed inside the encoder; embeddings, heads and
+    biases excluded); in any other module, every ``nn.Linear`` (keyed inside ``model``)."""
+    encoder = find_encoder(model)
+    if encoder is not None:
+        return encoder_linears(encoder)
+    return {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+
+
 @torch.no_grad()
-def count_prunable(encoder: nn.Module, nonzero: bool = True) -> int:
+def count_prunable(model: nn.Module, nonzero: bool = True) -> int:
     """Weights of the prunable matrices: all of them, or the non-zero ones."""
     total = 0
-    for linear in prunable_linears(encoder).values():
+    for linear in prunable_linears(model).values():
         weight = effective_weight(linear)
         total += int(torch.count_nonzero(weight)) if nonzero else weight.numel()
     return total
@@ -56,19 +63,24 @@ def count_parameters(module: nn.Module, nonzero: bool = True) -> int:
     return total
 
 
-def attention_flops_per_token(encoder: nn.Module, seq_len: int) -> float:
+def attention_flops_per_token(model: nn.Module, seq_len: int) -> float:
     """Scores (QK^T) and weighted values (AV) per token at sequence length ``seq_len``."""
-    return float(sum(4 * seq_len * layer.attention.self.all_head_size for layer in encoder_layers(encoder)))
+    encoder = find_encoder(model)
+    if encoder is None:
+        return 0.0
+    family = encoder.family
+    return float(sum(4 * family.attention_span(layer, seq_len) * family.num_heads(layer) * family.head_size(layer)
+                     for layer in encoder.layers()))
 
 
-def linear_flops_per_token(encoder: nn.Module) -> float:
+def linear_flops_per_token(model: nn.Module) -> float:
     """Multiply-adds of the non-zero prunable weights (2 FLOPs each) per token."""
-    return 2.0 * count_prunable(encoder, nonzero=True)
+    return 2.0 * count_prunable(model, nonzero=True)
 
 
-def flops_per_token(encoder: nn.Module, seq_len: int = 128) -> float:
+def flops_per_token(model: nn.Module, seq_len: int = 128) -> float:
     """Forward FLOPs per token of the encoder's layers (embeddings and heads are negligible)."""
-    return linear_flops_per_token(encoder) + attention_flops_per_token(encoder, seq_len)
+    return linear_flops_per_token(model) + attention_flops_per_token(model, seq_len)
 
 
 @torch.no_grad()

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+import transformers
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
 from ticketbert.config import DEFAULT_ENCODER
+from ticketbert.models.families import require_encoder
 from ticketbert.models.structure import STRUCTURE_KEY, apply_structure
 
 BUNDLED_NAMES = {DEFAULT_ENCODER, "all-MiniLM-L6-v2"}
@@ -30,22 +32,42 @@ def load_tokenizer(name: str):
     return AutoTokenizer.from_pretrained(resolve_encoder(name))
 
 
-def load_encoder(name: str) -> PreTrainedModel:
-    """A BERT-family encoder without its pooler (ticketbert pools itself).
+def _model_class(config) -> type[PreTrainedModel]:
+    """The class a saved config names (``architectures``), else the family's base model."""
+    for name in getattr(config, "architectures", None) or []:
+        cls = getattr(transformers, name, None)
+        if cls is not None:
+            return cls
+    return AutoModel._model_mapping[type(config)]
 
-    A directory written by ``save_pruned`` reloads with its per-layer heads and FFN widths.
-    """
-    path = resolve_encoder(name)
+
+def load_structured(path: str | Path) -> PreTrainedModel:
+    """A Hugging Face model saved by ``save_pretrained``, pruned or not: a config recording
+    per-layer heads and FFN widths (``ticketbert_structure``) is rebuilt at those shapes first.
+    The class is the one saved (a task model comes back as that task model)."""
     config = AutoConfig.from_pretrained(path)
     structure = getattr(config, STRUCTURE_KEY, None)
     if structure is None:
-        encoder = AutoModel.from_pretrained(path)
-    else:
-        encoder = AutoModel.from_config(config)
-        apply_structure(encoder, structure)
-        state = load_file(str(Path(path) / "model.safetensors"))
-        encoder.pooler = None
-        encoder.load_state_dict({k: v for k, v in state.items() if not k.startswith("pooler.")}, strict=True)
+        return _model_class(config).from_pretrained(path)
+    model = _model_class(config)._from_config(config)
+    apply_structure(require_encoder(model, "a saved structure"), structure)
+    state = load_file(str(Path(path) / "model.safetensors"))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    model.tie_weights()
+    own = model.state_dict()
+    loaded = {own[k].data_ptr() for k in state if k in own}
+    # tied weights (an MLM decoder) are saved once; ticketbert's own encoders are saved without a pooler
+    untied = [k for k in missing if own[k].data_ptr() not in loaded and ".pooler." not in f".{k}"]
+    if unexpected or untied:
+        raise ValueError(f"{path}: weights do not match the saved structure (unexpected {unexpected[:3]}, "
+                         f"missing {untied[:3]})")
+    return model.eval()
+
+
+def load_encoder(name: str) -> PreTrainedModel:
+    """A BERT-family encoder without its pooler (ticketbert pools itself): the bundled MiniLM,
+    a hub id or a directory (one written by ``save_pruned`` reloads at its pruned shapes)."""
+    encoder = load_structured(resolve_encoder(name)).base_model
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None
     return encoder.eval()  # as from_pretrained returns it

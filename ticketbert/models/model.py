@@ -35,6 +35,10 @@ class TicketBertModel(nn.Module):
         """Raw outputs of ``task``'s head (logits or scores)."""
         return self.heads[task](self.embed(batch))
 
+    def task_loss(self, task: str, batch: Batch) -> torch.Tensor:
+        """``task``'s training loss on ``batch`` (what gradient pruning criteria measure)."""
+        return get_task(task).loss(self(task, batch), batch.labels)
+
 
 def build_model(config: ModelConfig, tasks: list[str]) -> TicketBertModel:
     """The configured encoder with a fresh head for each of ``tasks``."""

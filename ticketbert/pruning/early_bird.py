@@ -5,12 +5,11 @@ resumes on the pruned model.
 
 ``EarlyBirdPruner`` needs nothing from a training loop but to be stepped::
 
-    pruner = EarlyBirdPruner("heads", sparsity=0.3, criterion="l1")
+    pruner = EarlyBirdPruner("heads", sparsity=0.3, criterion="l1", model=model)
     for batch in loader:
         ...; optimizer.step()
-        if pruner.step(model):        # True once the ticket is found
-            report = pruner.prune(model)
-            break
+        if pruner.step(model):                           # True once the ticket is found
+            pruner.prune(model, optimizer=optimizer)     # smaller model, same optimizer: go on
 """
 
 from __future__ import annotations
@@ -20,8 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ticketbert.pruning.api import Plan, PruningReport, apply, plan, score
-from ticketbert.training.loop import Callback
+from ticketbert.pruning.api import (Plan, PruningReport, apply, check_sparsity, method_limit, needs_data, plan,
+                                    resolve_criterion, score)
+from ticketbert.pruning.calibration import LossFn, as_calibration
 
 
 def plan_distance(a: Plan, b: Plan) -> float:
@@ -36,31 +36,49 @@ def plan_distance(a: Plan, b: Plan) -> float:
     return len(units_a ^ units_b) / (2 * max(len(units_a), len(units_b), 1))
 
 
-class EarlyBirdPruner(Callback):
-    """Finds an early-bird ticket while a model trains.
+class EarlyBirdPruner:
+    """Finds an early-bird ticket while a model trains, in any training loop.
 
     Every ``interval`` steps the mask for ``sparsity`` is drawn under ``criterion``; the ticket
     is found when the last ``window`` distances between consecutive masks are all below
-    ``epsilon``, or (``converged`` False) after ``max_steps`` steps.
+    ``epsilon``, or (``converged`` False) after ``max_steps`` steps. Gradient criteria read
+    ``data`` (batches, kept as a fixed list) with ``loss_fn`` (see ``ticketbert.score``).
+    Arguments are checked here; with ``model`` also the sparsity against the method's maximum.
     """
 
     def __init__(self, method: str, sparsity: float, *, criterion: str | None = None, scope: str = "global",
                  interval: int = 20, window: int = 3, epsilon: float = 0.1, max_steps: int | None = None,
-                 data=None):
+                 data=None, loss_fn: LossFn | None = None, model: nn.Module | None = None):
         if interval < 1 or window < 1 or not 0 < epsilon <= 1:
-            raise ValueError("interval and window must be >= 1 and epsilon in (0, 1]")
-        self.method, self.sparsity, self.criterion, self.scope = method, sparsity, criterion, scope
+            raise ValueError(f"interval and window must be >= 1 and epsilon in (0, 1]; got interval {interval}, "
+                             f"window {window}, epsilon {epsilon}")
+        if max_steps is not None and max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
+        if scope not in ("global", "layer"):
+            raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+        check_sparsity(sparsity)
+        self.criterion = resolve_criterion(method, criterion)
+        if needs_data(method, self.criterion) and data is None:
+            raise ValueError(f"method {method!r} with criterion {self.criterion!r} draws masks from a loss: pass data= "
+                             f"(batches) and, unless model(**batch).loss works, loss_fn=; or use criterion='l1'")
+        if model is not None:
+            limit = method_limit(model, method)
+            if sparsity > limit + 1e-9:
+                raise ValueError(f"method {method!r} can remove at most {limit:.1%} of this model's prunable "
+                                 f"weights, asked for {sparsity:.1%}")
+        self.method, self.sparsity, self.scope = method, sparsity, scope
         self.interval, self.window, self.epsilon, self.max_steps = interval, window, epsilon, max_steps
-        self.data = data
+        self.data = as_calibration(data, loss_fn) if data is not None else None
         self.steps = 0
         self.distances: list[float] = []
+        self.distance_steps: list[int] = []  # the step of each distance
         self.plan: Plan | None = None
         self.found_at: int | None = None
         self.converged = False
         self.scoring_flops = 0.0  # model FLOPs the mask draws cost (calibration passes; 0 for l1)
 
     @property
-    def should_stop(self) -> bool:  # the loop's stop signal: the ticket is drawn
+    def found(self) -> bool:
         return self.found_at is not None
 
     def draw(self, model: nn.Module) -> Plan:
@@ -78,6 +96,7 @@ class EarlyBirdPruner(Callback):
         current = self.draw(model)
         if self.plan is not None:
             self.distances.append(plan_distance(self.plan, current))
+            self.distance_steps.append(self.steps)
         self.plan = current
         recent = self.distances[-self.window:]
         if len(recent) == self.window and max(recent) < self.epsilon:
@@ -86,18 +105,16 @@ class EarlyBirdPruner(Callback):
             self.found_at = self.steps
         return self.found_at is not None
 
-    def prune(self, model: nn.Module) -> PruningReport:
-        """Apply the ticket (drawn now if none was drawn yet) to ``model``."""
+    def prune(self, model: nn.Module, *, optimizer: torch.optim.Optimizer | None = None) -> PruningReport:
+        """Apply the ticket (drawn now if none was drawn yet) to ``model``; with ``optimizer``,
+        its state is cut alike so training goes on without a restart."""
         if self.plan is None:
             self.plan = self.draw(model)
-        return apply(model, self.plan)
-
-    # -- Callback interface
-    def on_step_end(self, model: nn.Module, step: int) -> None:
-        self.step(model)
+        return apply(model, self.plan, optimizer=optimizer)
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"steps": self.steps, "distances": list(self.distances),
+                                 "distance_steps": list(self.distance_steps),
                                  "found_at": self.found_at, "converged": self.converged,
                                  "scoring_flops": self.scoring_flops}
         if self.plan is not None:
@@ -107,11 +124,12 @@ class EarlyBirdPruner(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.steps, self.distances = state["steps"], list(state["distances"])
+        self.distance_steps = list(state.get("distance_steps", []))
         self.found_at, self.converged = state["found_at"], state["converged"]
         self.scoring_flops = state["scoring_flops"]
         if "removed" in state:
             removed = {int(k): list(v) for k, v in state["removed"].items()}
             masks = state.get("masks")
-            self.plan = Plan(self.method, self.criterion or "", self.sparsity,
+            self.plan = Plan(self.method, self.criterion, self.sparsity,
                              masks={k: torch.as_tensor(v) for k, v in masks.items()} if masks else None,
                              removed=removed)

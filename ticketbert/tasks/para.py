@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from ticketbert.config import ModelConfig
 from ticketbert.tasks.base import HubSource, Task, upcast
-from ticketbert.training.metrics import accuracy, binary_f1
+from ticketbert.tasks.metrics import accuracy, binary_f1
 
 
 class ParaphraseHead(nn.Module):

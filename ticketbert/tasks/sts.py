@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from ticketbert.config import ModelConfig
 from ticketbert.tasks.base import HubSource, Task, upcast
-from ticketbert.training.metrics import pearson, spearman
+from ticketbert.tasks.metrics import pearson, spearman
 
 MAX_SCORE = 5.0
 

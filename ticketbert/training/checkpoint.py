@@ -35,9 +35,12 @@ def has_checkpoint(directory: Path) -> bool:
     return (Path(directory) / STATE_FILE).is_file()
 
 
-def load_checkpoint(directory: Path, model: nn.Module) -> dict[str, Any]:
-    """Load weights into ``model`` (strict) and return the trainer state."""
-    directory = Path(directory)
+def checkpoint_state(directory: Path) -> dict[str, Any]:
+    """The trainer state of the checkpoint in ``directory`` (read before the model is shaped)."""
+    return torch.load(Path(directory) / STATE_FILE, weights_only=True, map_location="cpu")
+
+
+def load_weights(directory: Path, model: nn.Module) -> None:
+    """Load the checkpoint's weights into ``model`` (strict: shapes must already match)."""
     device = next(model.parameters()).device
-    model.load_state_dict(load_file(str(directory / MODEL_FILE), device=str(device)), strict=True)
-    return torch.load(directory / STATE_FILE, weights_only=True, map_location="cpu")
+    model.load_state_dict(load_file(str(Path(directory) / MODEL_FILE), device=str(device)), strict=True)

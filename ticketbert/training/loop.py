@@ -15,7 +15,7 @@ from transformers import get_linear_schedule_with_warmup
 from ticketbert.config import TrainConfig
 from ticketbert.data import TaskData, collate, length_grouped_batches
 from ticketbert.models.compute import attention_flops_per_token, linear_flops_per_token
-from ticketbert.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from ticketbert.training.checkpoint import checkpoint_state, has_checkpoint, load_weights, save_checkpoint
 from ticketbert.training.device import autocast, select_device, use_bf16
 from ticketbert.training.evaluate import evaluate
 
@@ -31,8 +31,15 @@ class Callback:
 
     should_stop: bool = False
 
-    def on_step_end(self, model: torch.nn.Module, step: int) -> None:
-        """After every optimizer step (``step`` counts from 1 over the whole run)."""
+    def on_step_end(self, model: torch.nn.Module, step: int, optimizer: torch.optim.Optimizer,
+                    totals: "TrainResult") -> bool | None:
+        """After every optimizer step (``step`` counts from 1 over the whole run; ``totals``: the
+        run's steps and training FLOPs so far). Return True when the model's shape changed
+        (units removed): the loop recounts its FLOPs."""
+
+    def on_resume(self, model: torch.nn.Module) -> None:
+        """After ``load_state_dict`` on resume, before the checkpoint's weights are loaded:
+        reshape ``model`` as it was when the checkpoint was written."""
 
     def on_epoch_end(self, model: torch.nn.Module, epoch: int, metrics: dict[str, float]) -> None:
         """After evaluation at the end of every epoch (``epoch`` counts from 1)."""
@@ -94,31 +101,33 @@ def fit(model: torch.nn.Module, data: dict[str, TaskData], config: TrainConfig, 
     device = select_device(config.device)
     bf16 = use_bf16(device, config.bf16)
     model.to(device)
+    result = TrainResult()
+
+    # resume from the last finished epoch, if any: callbacks reshape the model first
+    state = checkpoint_state(checkpoint_dir) if checkpoint_dir is not None and has_checkpoint(checkpoint_dir) else None
+    if state is not None:
+        for callback, callback_state in zip(callbacks, state["callbacks"]):
+            callback.load_state_dict(callback_state)
+            callback.on_resume(model)
+        load_weights(checkpoint_dir, model)
     optimizer = build_optimizer(model, config)
     steps_per_epoch = len(training_schedule(data, config, 0))
     total_steps = steps_per_epoch * epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-    result = TrainResult()
-
-    # resume from the last finished epoch, if any
     start = 0
-    if checkpoint_dir is not None and has_checkpoint(checkpoint_dir):
-        state = load_checkpoint(checkpoint_dir, model)
+    if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
-        for callback, callback_state in zip(callbacks, state["callbacks"]):
-            callback.load_state_dict(callback_state)
         start, result.steps, result.train_flops = state["epoch"], state["steps"], state["train_flops"]
         result.history = list(state["history"])
 
-    encoder = model.encoder
     for epoch in range(start, epochs):
         if any(c.should_stop for c in callbacks):
             break
         number = first_epoch + epoch
         began = time.perf_counter()
-        linear_fpt = linear_flops_per_token(encoder)
+        linear_fpt = linear_flops_per_token(model)
         model.train()
         # -- train one epoch
         schedule = training_schedule(data, config, epoch)
@@ -136,9 +145,10 @@ def fit(model: torch.nn.Module, data: dict[str, TaskData], config: TrainConfig, 
             result.steps += 1
             tokens = batch.tokens
             width = batch.input_ids.shape[1]
-            result.train_flops += 3 * tokens * (linear_fpt + attention_flops_per_token(encoder, width))
-            for callback in callbacks:
-                callback.on_step_end(model, result.steps)
+            result.train_flops += 3 * tokens * (linear_fpt + attention_flops_per_token(model, width))
+            reshaped = [callback.on_step_end(model, result.steps, optimizer, result) for callback in callbacks]
+            if any(reshaped):
+                linear_fpt = linear_flops_per_token(model)
             if any(c.should_stop for c in callbacks):
                 break
         # -- evaluate on dev and the train subsample
