@@ -2,10 +2,13 @@
 
 Public API (everything else is internal and may change):
 
-- ``prune(model, method, sparsity, *, criterion=None, scope="global", data=None) -> PruningReport``
+- ``prune(model, method, sparsity, *, criterion=None, data=None, loss_fn=None, optimizer=None, ...)
+  -> PruningReport``: any Hugging Face model wrapping a supported encoder, or (magnitude) any module
 - ``score`` / ``plan`` / ``apply``: the three steps of ``prune``, to reuse scores across levels
+- ``method_limit(model, method)``: the largest sparsity a method can reach on a model
 - ``sweep_sparsity(model, data, levels, *, method, ...)``: post-hoc sweep from one dense model
 - ``EarlyBirdPruner``: finds an early-bird ticket in any training loop
+  (``ticketbert.integrations.transformers.EarlyBirdCallback`` for the Hugging Face Trainer)
 - ``save_pruned(model, path)`` / ``load_pruned(path)``: pruned models as safetensors + config
 - ``load_config`` / ``run_training``: what ``python -m ticketbert.train`` does
 """
@@ -14,7 +17,7 @@ from importlib import import_module
 from typing import Any
 
 from ticketbert.config import RunConfig, load_config
-from ticketbert.pruning import PruningReport, apply, load_pruned, plan, prune, save_pruned, score
+from ticketbert.pruning import PruningReport, apply, load_pruned, method_limit, plan, prune, save_pruned, score
 from ticketbert.pruning.early_bird import EarlyBirdPruner
 
 _LAZY = {"sweep_sparsity": "ticketbert.measure", "run_training": "ticketbert.train"}
@@ -28,6 +31,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ticketbert' has no attribute {name!r}")
 
 
-__all__ = ["EarlyBirdPruner", "PruningReport", "RunConfig", "apply", "load_config", "load_pruned", "plan", "prune",
-           "run_training", "save_pruned", "score", "sweep_sparsity"]
+__all__ = ["EarlyBirdPruner", "PruningReport", "RunConfig", "apply", "load_config", "load_pruned", "method_limit",
+           "plan", "prune", "run_training", "save_pruned", "score", "sweep_sparsity"]
 __version__ = "0.1.0"

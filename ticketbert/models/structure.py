@@ -51,7 +51,7 @@ def cut_linear_(linear: nn.Linear, index: torch.Tensor, dim: int) -> list[Cut]:
     names = [weight, "weight_mask"] + (["bias"] if dim == 0 else [])
     cuts = [_cut_tensor_(linear, name, index, dim) for name in names]
     if hasattr(linear, "weight_orig"):  # the pre-hook recomputes it at forward; keep shapes consistent now
-        linear.weight = linear.weight_orig * linear.weight_mask
+        linear.weight = (linear.weight_orig * linear.weight_mask).detach()
     if dim == 0:
         linear.out_features = len(index)
     else:

@@ -51,6 +51,9 @@ def _load_masks(model: nn.Module, path: Path) -> nn.Module:
 
 def _save_plain(model: nn.Module, path: Path) -> None:
     """``model`` with masks baked and structure recorded: ``save_pretrained`` or a state dict."""
+    for module in model.modules():  # the masked weight a forward left behind is a graph node: no deepcopy
+        if hasattr(module, "weight_mask"):
+            module.weight = (module.weight_orig * module.weight_mask).detach()
     plain = copy.deepcopy(model)
     bake_masks(plain)
     encoder = find_encoder(plain)

@@ -1,0 +1,86 @@
+"""The Hugging Face Trainer with an early-bird callback, on a tiny random BERT."""
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from transformers import BertForSequenceClassification, Trainer, TrainingArguments
+
+import ticketbert
+from conftest import tiny_config
+from ticketbert.integrations.transformers import EarlyBirdCallback, add_early_bird
+
+
+def classifier():
+    torch.manual_seed(0)
+    return BertForSequenceClassification(tiny_config(num_labels=2))
+
+
+def dataset(size=96):
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    for _ in range(size):
+        ids = torch.randint(1000, 1100, (8,), generator=generator)
+        rows.append({"input_ids": ids, "attention_mask": torch.ones(8, dtype=torch.long),
+                     "labels": int(ids[0] < 1050)})
+    return rows
+
+
+def trainer_for(model, tmp_path, **overrides):
+    settings = dict(output_dir=str(tmp_path / "out"), num_train_epochs=2, per_device_train_batch_size=8,
+                    learning_rate=1e-3, logging_steps=5, report_to="none", save_strategy="no",
+                    use_cpu=True, disable_tqdm=True)
+    settings.update(overrides)
+    return Trainer(model=model, args=TrainingArguments(**settings), train_dataset=dataset())
+
+
+def test_callback_finds_prunes_and_training_finishes(tmp_path):
+    model = classifier()
+    pruner = ticketbert.EarlyBirdPruner("ffn", 0.4, criterion="l1", interval=2, window=2, epsilon=0.2,
+                                        max_steps=10, model=model)
+    trainer = trainer_for(model, tmp_path)
+    callback = add_early_bird(trainer, pruner)
+    trainer.train()
+    assert callback.report is not None and pruner.found_at <= 10
+    assert trainer.state.global_step == 24  # 96 examples / 8 x 2 epochs: nothing restarted
+    widths = [layer.intermediate.dense.out_features for layer in model.bert.encoder.layer]
+    assert sum(widths) < 128
+    logged = {k for entry in trainer.state.log_history for k in entry}
+    assert {"early_bird/mask_distance", "early_bird_step", "achieved_sparsity", "flops_per_token"} <= logged
+    trainer.save_model(str(tmp_path / "pruned"))
+    reloaded = ticketbert.load_pruned(tmp_path / "pruned")
+    assert type(reloaded) is BertForSequenceClassification
+    batch = {k: torch.stack([row[k] for row in dataset(4)]) for k in ("input_ids", "attention_mask")}
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_report_to_mlflow_carries_the_mask_distances(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "trainer-early-bird")
+    model = classifier()
+    pruner = ticketbert.EarlyBirdPruner("heads", 0.25, criterion="l1", interval=2, window=2, epsilon=0.3,
+                                        max_steps=8, model=model)
+    trainer = trainer_for(model, tmp_path, report_to="mlflow", num_train_epochs=1)
+    add_early_bird(trainer, pruner)
+    trainer.train()
+    client = MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("trainer-early-bird").experiment_id])[0]
+    distances = client.get_metric_history(run.info.run_id, "early_bird/mask_distance")
+    assert [m.value for m in distances] == pytest.approx(pruner.distances)
+    assert [m.step for m in distances] == pruner.distance_steps
+    assert run.data.metrics["early_bird_step"] == pruner.found_at
+
+
+def test_callback_rejects_a_sparsity_the_model_cannot_reach_before_training(tmp_path):
+    model = classifier()
+    pruner = ticketbert.EarlyBirdPruner("heads", 0.6, criterion="l1")  # no model: checked at train begin
+    trainer = trainer_for(model, tmp_path)
+    trainer.add_callback(EarlyBirdCallback(pruner))
+    weights = model.bert.encoder.layer[0].intermediate.dense.weight.clone()
+    with pytest.raises(ValueError, match="can remove at most 50.0% of this model's prunable weights, asked for 60.0%"):
+        trainer.train()
+    assert torch.equal(model.bert.encoder.layer[0].intermediate.dense.weight, weights)
+    with pytest.raises(TypeError, match="needs a ticketbert.EarlyBirdPruner"):
+        EarlyBirdCallback("heads")
