@@ -1,5 +1,6 @@
 """The Hugging Face Trainer with an early-bird callback, on a tiny random BERT."""
 
+import mlflow
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -58,6 +59,7 @@ def test_callback_finds_prunes_and_training_finishes(tmp_path):
 def test_report_to_mlflow_carries_the_mask_distances(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)  # the Trainer keeps a URI another test may have set in this process
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "trainer-early-bird")
     model = classifier()
     pruner = ticketbert.EarlyBirdPruner("heads", 0.25, criterion="l1", interval=2, window=2, epsilon=0.3,

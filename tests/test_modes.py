@@ -141,3 +141,80 @@ def test_imp_mode_reaches_target_with_rewinding(tiny_run_config):
     assert len(result.history) == 3  # two pruning rounds + the final training
     model = load_pruned(result.model_dir)
     assert 1 - count_prunable(model.encoder) / count_prunable(model.encoder, nonzero=False) == pytest.approx(0.6, abs=1e-3)
+
+
+def test_early_bird_pruning_mid_epoch_continues_the_run(tiny_run_config, tiny_task_data, tokenizer, tmp_path):
+    """A ticket found mid-epoch: the same run goes on (steps, LR schedule, epochs), its FLOPs
+    follow the model's size step by step, and a resume after pruning ends where a straight run does."""
+    from ticketbert.data import collate
+    from ticketbert.models.compute import attention_flops_per_token, linear_flops_per_token
+    from ticketbert.training.callbacks import EarlyBirdHook
+    from ticketbert.training.loop import fit, training_schedule
+
+    data = {"sst": tiny_task_data["sst"]}
+    train = tiny_run_config.train.model_copy(update={"epochs": 3, "tasks": ["sst"]})
+    pad = tokenizer.pad_token_id
+    steps_per_epoch = len(training_schedule(data, train, 0))
+    assert steps_per_epoch >= 5
+
+    def run(directory, callbacks):
+        torch.manual_seed(7)
+        model = build_model(tiny_run_config.model, ["sst"])
+        dense_linear = linear_flops_per_token(model)
+        return model, dense_linear, fit(model, data, train, pad_id=pad, checkpoint_dir=directory, callbacks=callbacks)
+
+    def hook():
+        return EarlyBirdHook(EarlyBirdPruner("ffn", 0.3, criterion="l1", interval=1, window=2, epsilon=1.0,
+                                             max_steps=3))
+
+    _, _, dense = run(tmp_path / "dense", [])
+    pruned_hook = hook()
+    model, dense_linear, pruned = run(tmp_path / "pruned", [pruned_hook])
+    found = pruned_hook.pruned_at
+    assert 1 < found < steps_per_epoch  # mid-epoch
+    assert pruned.steps == dense.steps == 3 * steps_per_epoch and len(pruned.history) == 3
+    assert pruned.history[-1]["lr"] == dense.history[-1]["lr"]  # one schedule, not restarted
+
+    expected, step = 0.0, 0
+    small_linear = linear_flops_per_token(model)
+    assert small_linear < dense_linear
+    for epoch in range(3):
+        for _, indices in training_schedule(data, train, epoch):
+            step += 1
+            batch = collate(data["sst"].train, indices, pad)
+            linear = dense_linear if step <= found else small_linear
+            expected += 3 * batch.tokens * (linear + attention_flops_per_token(model, batch.input_ids.shape[1]))
+    assert pruned.train_flops == pytest.approx(expected, rel=1e-9)
+
+    class Crash(Exception):
+        pass
+
+    crashed = []
+
+    class CrashAfterEpoch:  # a crash during epoch 2: the checkpoint of epoch 1 holds the pruned model
+        should_stop = False
+
+        def on_step_end(self, *args):
+            return None
+
+        def on_resume(self, model):
+            pass
+
+        def on_epoch_end(self, model, epoch, metrics):
+            if epoch == 2 and not crashed:
+                crashed.append(epoch)
+                raise Crash
+
+        def state_dict(self):
+            return {}
+
+        def load_state_dict(self, state):
+            pass
+
+    with pytest.raises(Crash):
+        run(tmp_path / "crash", [hook(), CrashAfterEpoch()])
+    resumed_model, _, resumed = run(tmp_path / "crash", [hook(), CrashAfterEpoch()])
+    assert resumed.steps == pruned.steps and resumed.train_flops == pytest.approx(pruned.train_flops)
+    assert [h["dev/accuracy"] for h in resumed.history] == [h["dev/accuracy"] for h in pruned.history]
+    for (name, a), (_, b) in zip(model.state_dict().items(), resumed_model.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
