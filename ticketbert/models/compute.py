@@ -8,7 +8,7 @@ import time
 import torch
 from torch import nn
 
-from ticketbert.models.families import Encoder, find_encoder
+from ticketbert.models.families import Encoder, find_encoder, present
 
 
 def effective_weight(linear: nn.Module) -> torch.Tensor:
@@ -22,8 +22,9 @@ def encoder_linears(encoder: Encoder) -> dict[str, nn.Linear]:
     """The prunable matrices of every layer of ``encoder`` (attention inputs and output, FFN
     inputs and output), keyed by their module path inside the encoder."""
     family, linears = encoder.family, {}
+    projections = (*family.head_inputs, family.head_output, *family.ffn_inputs, family.ffn_output)
     for i, layer in enumerate(encoder.layers()):
-        for projection in (*family.head_inputs, family.head_output, *family.ffn_inputs, family.ffn_output):
+        for projection in present(projections, layer):
             try:
                 linears[f"{family.layers_path}.{i}.{projection.path}"] = projection.linear(layer)
             except AttributeError:  # a layer whose attention has no heads left

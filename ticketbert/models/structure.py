@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ticketbert.models.families import Encoder, Projection
+from ticketbert.models.families import Encoder, Projection, present
 
 STRUCTURE_KEY = "ticketbert_structure"
 
@@ -62,7 +62,7 @@ def cut_linear_(linear: nn.Linear, index: torch.Tensor, dim: int) -> list[Cut]:
 def _cut_projections(layer: nn.Module, projections: Sequence[Projection], units: torch.Tensor, width: int,
                      total: int) -> list[Cut]:
     cuts = []
-    for projection in projections:
+    for projection in present(projections, layer):
         linear = projection.linear(layer)
         cuts += cut_linear_(linear, projection.indices(units, width, total), projection.dim)
     return cuts
@@ -117,3 +117,4 @@ def apply_structure(encoder: Encoder, structure: dict) -> None:
     for i, (heads, width) in enumerate(zip(structure["heads_per_layer"], structure["intermediate_sizes"])):
         keep_heads(encoder, i, range(heads))
         keep_neurons(encoder, i, range(width))
+    encoder.family.apply_extras(encoder.module, structure)

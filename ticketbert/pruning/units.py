@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ticketbert.models.compute import effective_weight, encoder_linears
-from ticketbert.models.families import Encoder, Projection
+from ticketbert.models.families import Encoder, Projection, present
 from ticketbert.models.structure import Cut, keep_heads, keep_layers, keep_neurons, record_structure
 
 
@@ -85,7 +85,7 @@ class _WidthUnits(UnitKind):
                 result.append(torch.zeros(0))
                 continue
             width = self._width(encoder, layer)
-            result.append(sum(_per_unit(p, layer, width, total, reduce) for p in (*inputs, output)))
+            result.append(sum(_per_unit(p, layer, width, total, reduce) for p in present((*inputs, output), layer)))
         return result
 
     def weight_counts(self, encoder: Encoder) -> list[torch.Tensor]:

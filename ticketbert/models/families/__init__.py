@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from torch import nn
 from transformers import PreTrainedModel
 
-from ticketbert.models.families.base import EncoderFamily, Projection
+from ticketbert.models.families.base import EmptyAttention, EncoderFamily, Projection, present
 from ticketbert.models.families.bert import BertFamily
+from ticketbert.models.families.deberta_v2 import DebertaV2Family
+from ticketbert.models.families.distilbert import DistilBertFamily
+from ticketbert.models.families.modernbert import ModernBertFamily
 
 FAMILIES: dict[str, EncoderFamily] = {}
 
@@ -21,7 +24,7 @@ def register(family: EncoderFamily) -> EncoderFamily:
     return family
 
 
-for _family in (BertFamily(),):
+for _family in (BertFamily(), DistilBertFamily(), DebertaV2Family(), ModernBertFamily()):
     register(_family)
 
 
@@ -76,5 +79,5 @@ def require_encoder(model: nn.Module, what: str) -> Encoder:
     return encoder
 
 
-__all__ = ["FAMILIES", "Encoder", "EncoderFamily", "Projection", "base_model_of", "find_encoder", "register",
-           "require_encoder", "supported"]
+__all__ = ["FAMILIES", "EmptyAttention", "Encoder", "EncoderFamily", "Projection", "base_model_of", "find_encoder",
+           "present", "register", "require_encoder", "supported"]
