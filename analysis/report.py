@@ -5,11 +5,14 @@ MLflow run so that opening that run in the UI shows the answer."""
 from __future__ import annotations
 
 import math
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from analysis import figures, tables
@@ -30,6 +33,7 @@ class Report:
     summary: str = ""  # the header and the threshold table: the parent run's description
     figures: list[Path] = field(default_factory=list)
     results: pd.DataFrame = field(default_factory=pd.DataFrame)  # per task x approach x level, for log_table
+    headline: dict[str, float] = field(default_factory=dict)  # the parent run's metrics
     path: Path | None = None
 
 
@@ -225,7 +229,23 @@ def build(runs: pd.DataFrame, experiments: list[str], out: Path, tolerance: floa
     path.write_text(markdown)
     results = tables.levels(curve_rows)
     results.insert(1, "metric", results["task"].map(metric_name))
-    return Report(markdown, "\n\n".join(sections[:2]), paths, results, path)
+    return Report(markdown, summary="\n\n".join(sections[:2]), figures=paths, results=results,
+                  headline=headline_metrics(threshold_table), path=path)
+
+
+def headline_metrics(threshold_table: pd.DataFrame) -> dict[str, float]:
+    """The thresholds as metrics of the sweep's parent run (a column in the runs table):
+    ``kept_sparsity/<task>/<approach>`` (mean over seeds) with ``_ci_low``/``_ci_high``, and
+    ``dense_dev/<task>``."""
+    metrics: dict[str, float] = {}
+    for _, row in threshold_table[threshold_table["seeds"] > 0].iterrows():
+        name = re.sub(r"[^a-z0-9]+", "-", row["approach"].lower()).strip("-")
+        key = f"kept_sparsity/{row['task']}/{name}"
+        metrics[key] = row["kept_mean"]
+        if not _missing(row["kept_ci_low"]):
+            metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"] = row["kept_ci_low"], row["kept_ci_high"]
+        metrics[f"dense_dev/{row['task']}"] = row["dense_mean"]
+    return metrics
 
 
 def description(summary: str, limit: int = MAX_DESCRIPTION) -> str:
@@ -236,6 +256,18 @@ def description(summary: str, limit: int = MAX_DESCRIPTION) -> str:
     cut = "\n\n(cut to fit the run description)"
     kept = summary[:limit - len(tail) - len(cut)]
     return kept[:kept.rfind("\n")] + cut + tail
+
+
+def log_results_table(client: MlflowClient, run_id: str, results: pd.DataFrame, out: Path) -> None:
+    """``results`` as the run's table artifact (``log_table``, shown as a table in the UI). A rerun
+    (e.g. a resumed sweep) replaces it: ``log_table`` would append the rows to the old ones."""
+    existing = {f.path for f in client.list_artifacts(run_id, ARTIFACT_DIR)}
+    if TABLE_FILE not in existing:
+        client.log_table(run_id, data=results, artifact_file=TABLE_FILE)
+        return
+    path = out / Path(TABLE_FILE).name
+    path.write_text(results.to_json(orient="split", index=False))
+    client.log_artifact(run_id, str(path), ARTIFACT_DIR)
 
 
 def publish(tracking_uri: str | None, experiment: str, parent_run_id: str, out_dir: Path,
@@ -254,8 +286,12 @@ def publish(tracking_uri: str | None, experiment: str, parent_run_id: str, out_d
     client = MlflowClient(uri)
     for path in [report.path, *report.figures]:
         client.log_artifact(parent_run_id, str(path), ARTIFACT_DIR)
-    client.log_table(parent_run_id, data=report.results, artifact_file=TABLE_FILE)
+    log_results_table(client, parent_run_id, report.results, Path(out_dir))
+    client.log_batch(parent_run_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0)
+                                             for k, v in report.headline.items()])
     client.set_tag(parent_run_id, DESCRIPTION_TAG, description(report.summary))
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
     print(f"analysis: {report.path} and {len(report.figures)} figures, logged to parent run {parent_run_id} "
-          f"(artifacts/{ARTIFACT_DIR})")
+          f"(artifacts/{ARTIFACT_DIR}); in the MLflow UI: "
+          f"#/experiments/{experiment_id}/runs/{parent_run_id}?workflowType=machine_learning")
     return report

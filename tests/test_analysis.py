@@ -268,10 +268,21 @@ def test_publish_logs_the_answer_to_the_parent_run(tmp_path):
     local = store.client.download_artifacts(store.parent, TABLE_FILE, str(tmp_path / "dl"))
     table = json.loads(open(local).read())
     assert "dev_mean" in table["columns"] and len(table["data"]) == len(report.results)
+    publish(store.uri, EXPERIMENT, store.parent, tmp_path / "published")  # a rerun replaces, not appends
+    local = store.client.download_artifacts(store.parent, TABLE_FILE, str(tmp_path / "dl2"))
+    assert json.loads(open(local).read()) == table
     note = store.client.get_run(store.parent).data.tags[DESCRIPTION_TAG]
     assert note.startswith("# Analysis of analysis-test") and "40%, 20%, 60%" in note
     assert "0.500 ± 0.020" in note  # the other sweep's dense run (0.1) was left out
     assert len(description("x\n" * 9000)) <= 8000
+    metrics = store.client.get_run(store.parent).data.metrics
+    assert metrics["kept_sparsity/sst/post-hoc-magnitude-l1"] == pytest.approx(0.4)
+    assert metrics["kept_sparsity/sst/post-hoc-magnitude-l1_ci_low"] == pytest.approx(row_ci_low(store))
+    assert metrics["dense_dev/sst"] == pytest.approx(0.5)
+
+
+def row_ci_low(store: Store) -> float:
+    return magnitude(tables.thresholds(curves_of(store), 0.01)).iloc[0]["kept_ci_low"]
 
 
 def test_publish_without_trials_says_so(tmp_path, capsys):
