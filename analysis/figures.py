@@ -144,7 +144,7 @@ def mask_distance(history: pd.DataFrame, early: pd.DataFrame, epsilon: dict[str,
                 label = f"{approach} {sparsity:g}"
                 curve = curve.sort_values("step")
                 axis.plot(curve["step"], curve["value"], marker=".", color=colors[label],
-                          label=f"{label}, seed {seed}")
+                          linestyle=("-", "--", "-.", ":")[int(seed) % 4], label=f"{label}, seed {seed}")
                 found = curve["early_bird_step"].iloc[0]
                 if pd.notna(found):
                     axis.axvline(found, color=colors[label], linestyle=":", linewidth=1)
@@ -152,7 +152,7 @@ def mask_distance(history: pd.DataFrame, early: pd.DataFrame, epsilon: dict[str,
                 axis.axhline(value, color=DENSE_COLOR, linestyle="--", label=f"epsilon {value:g}")
             axis.set_xlabel("optimizer step (dotted: ticket found)")
             axis.set_ylabel("mask distance to previous draw")
-            axis.set_title(_title(task, bool(rows["synthetic"].any())))
+            axis.set_title(f"{_title(task, bool(rows['synthetic'].any()))}: early-bird mask distance")
             axis.legend(loc="upper right")
             paths.append(_save(fig, out / f"{task}_early_bird_mask_distance.png"))
     return paths

@@ -16,7 +16,7 @@ from scipy import stats
 from analysis import tables
 from analysis.__main__ import main
 from analysis.report import ARTIFACT_DIR, DESCRIPTION_TAG, TABLE_FILE, build, description, publish
-from analysis.runs import load_runs
+from analysis.runs import load_runs, metric_history
 from analysis.stats import bootstrap_mean_ci, holm, paired_improvement, pareto_front, tolerance_threshold
 
 EXPERIMENT = "analysis-test"
@@ -211,7 +211,6 @@ def test_early_bird_phases_and_imp_rounds(tmp_path):
               params={"prune.imp_rounds": 2, "train.epochs": 3},
               history={"dev/overall": [(3, 0.87), (6, 0.86), (9, 0.85)]})
     runs = load_runs([EXPERIMENT], store.uri)
-    from analysis.runs import metric_history
     rounds = tables.imp_rounds(runs, metric_history(store.uri, runs.loc[runs["mode"] == "imp", "run_id"].tolist(),
                                                     "dev/overall"))
     assert rounds["target_sparsity"].tolist() == pytest.approx([0.0, 1 - 0.4 ** 0.5, 0.6])
