@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from analysis.report import publish
 from ticketbert.config import ConfigError, RunConfig
 from ticketbert.data import DataError, read_task, resolve_source
 from ticketbert.tasks import get_task
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                                         search=config.search is not None and config.grid.mode != "posthoc"))
         all_results = [dense_of[(p["task"], p["seed"])] if p not in pruned else next(results) for p in points]
         print_summary(points, all_results, dense_results)
+        publish(base["tracking"]["uri"], config.name, parent.run_id, config.storage.resolve() / config.name / "analysis")
         parent.close("FINISHED")
     except KeyboardInterrupt:
         parent.close("KILLED")
