@@ -261,3 +261,18 @@ def test_early_bird_in_a_plain_loop_prunes_and_training_goes_on():
     assert pruner.found_at is not None and pruner.found_at <= 8
     assert sum(widths) < 128 and report.achieved_sparsity == pytest.approx(0.3, abs=0.02)
     assert pruner.scoring_flops > 0
+
+
+def test_magnitude_on_a_model_of_another_family_prunes_its_linear_layers(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=16, n_embd=32, n_layer=2, n_head=4)).eval()
+    report = ticketbert.prune(model, "magnitude", 0.5)
+    assert len(report.masks) == 2 * 4  # c_attn, c_proj, c_fc, mlp c_proj per block; lm_head is tied to wte
+    assert report.achieved_sparsity == pytest.approx(0.5, abs=1e-4)
+    ids = torch.randint(0, 64, (2, 8))
+    expected = model(input_ids=ids).logits
+    reloaded = ticketbert.load_pruned(ticketbert.save_pruned(model, tmp_path / "gpt2"))
+    torch.testing.assert_close(reloaded(input_ids=ids).logits, expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="model type 'gpt2' is not a supported encoder family"):
+        ticketbert.prune(model, "heads", 0.2, criterion="l1")

@@ -7,8 +7,11 @@ import time
 
 import torch
 from torch import nn
+from transformers.pytorch_utils import Conv1D
 
 from ticketbert.models.families import Encoder, find_encoder, present
+
+LINEAR_TYPES = (nn.Linear, Conv1D)  # weight matrices of "any other module"
 
 
 def effective_weight(linear: nn.Module) -> torch.Tensor:
@@ -35,11 +38,19 @@ def encoder_linears(encoder: Encoder) -> dict[str, nn.Linear]:
 def prunable_linears(model: nn.Module) -> dict[str, nn.Module]:
     """What "sparsity" counts, per model kind: in a model holding a supported encoder, the
     encoder layers' attention and FFN matrices (keyed inside the encoder; embeddings, heads and
-    biases excluded); in any other module, every ``nn.Linear`` (keyed inside ``model``)."""
-    encoder = find_encoder(model)
+    biases excluded); in any other module, every ``nn.Linear`` (and transformers' ``Conv1D``,
+    GPT-2's linear layer) but those whose weight is tied to another module's (an LM head
+    sharing the embedding matrix), keyed inside ``model``."""
+    encoder = find_encoder(model, strict=False)
     if encoder is not None:
         return encoder_linears(encoder)
-    return {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+    owners: dict[int, int] = {}
+    for module in model.modules():
+        weight = getattr(module, "weight_orig", getattr(module, "weight", None))
+        if isinstance(weight, nn.Parameter):
+            owners[id(weight)] = owners.get(id(weight), 0) + 1
+    return {name: module for name, module in model.named_modules()
+            if isinstance(module, LINEAR_TYPES) and owners[id(getattr(module, "weight_orig", module.weight))] == 1}
 
 
 @torch.no_grad()
@@ -66,7 +77,7 @@ def count_parameters(module: nn.Module, nonzero: bool = True) -> int:
 
 def attention_flops_per_token(model: nn.Module, seq_len: int) -> float:
     """Scores (QK^T) and weighted values (AV) per token at sequence length ``seq_len``."""
-    encoder = find_encoder(model)
+    encoder = find_encoder(model, strict=False)
     if encoder is None:
         return 0.0
     family = encoder.family

@@ -56,7 +56,7 @@ def _save_plain(model: nn.Module, path: Path) -> None:
             module.weight = (module.weight_orig * module.weight_mask).detach()
     plain = copy.deepcopy(model)
     bake_masks(plain)
-    encoder = find_encoder(plain)
+    encoder = find_encoder(plain, strict=False)
     if encoder is not None:
         record_structure(encoder)
     if isinstance(plain, PreTrainedModel):

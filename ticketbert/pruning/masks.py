@@ -16,7 +16,7 @@ from ticketbert.models.families import find_encoder
 
 def pruning_root(model: nn.Module) -> nn.Module:
     """The module masks are keyed in: the encoder inside ``model`` if it holds one, else ``model``."""
-    encoder = find_encoder(model)
+    encoder = find_encoder(model, strict=False)
     return encoder.module if encoder is not None else model
 
 

@@ -57,14 +57,17 @@ def base_model_of(model: nn.Module) -> PreTrainedModel | None:
     return None
 
 
-def find_encoder(model: nn.Module) -> Encoder | None:
-    """The supported encoder inside ``model``, or None if it holds no Hugging Face model.
-    A Hugging Face model of an unsupported family is an error naming the supported ones."""
+def find_encoder(model: nn.Module, strict: bool = True) -> Encoder | None:
+    """The supported encoder inside ``model``, or None if it holds no Hugging Face model. A
+    Hugging Face model of an unsupported family is an error naming the supported ones
+    (``strict``) or None (unstructured magnitude and FLOP counting treat it as any module)."""
     base = base_model_of(model)
     if base is None:
         return None
     model_type = getattr(base.config, "model_type", "")
     if model_type not in FAMILIES:
+        if not strict:
+            return None
         raise ValueError(f"{type(model).__name__}: model type {model_type!r} is not a supported encoder family "
                          f"(supported: {supported()})")
     return Encoder(base, FAMILIES[model_type])
