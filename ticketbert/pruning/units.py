@@ -104,6 +104,18 @@ class _WidthUnits(UnitKind):
 
         return self._projections(encoder)[1].linear(layer).register_forward_pre_hook(scale)
 
+    def _keep(self, encoder: Encoder, index: int, kept: list[int]) -> list[Cut]:
+        raise NotImplementedError
+
+    def remove(self, encoder: Encoder, removed: dict[int, list[int]]) -> list[Cut]:
+        cuts = []
+        for i, total in enumerate(self.counts(encoder)):
+            if removed.get(i):
+                gone = set(removed[i])
+                cuts += self._keep(encoder, i, [u for u in range(total) if u not in gone])
+        record_structure(encoder)
+        return cuts
+
 
 class Heads(_WidthUnits):
     name = "heads"
@@ -117,14 +129,8 @@ class Heads(_WidthUnits):
     def _width(self, encoder, layer):
         return encoder.family.head_size(layer)
 
-    def remove(self, encoder: Encoder, removed: dict[int, list[int]]) -> list[Cut]:
-        cuts = []
-        for i, total in enumerate(self.counts(encoder)):
-            if removed.get(i):
-                gone = set(removed[i])
-                cuts += keep_heads(encoder, i, [h for h in range(total) if h not in gone])
-        record_structure(encoder)
-        return cuts
+    def _keep(self, encoder, index, kept):
+        return keep_heads(encoder, index, kept)
 
 
 class Neurons(_WidthUnits):
@@ -139,14 +145,8 @@ class Neurons(_WidthUnits):
     def _width(self, encoder, layer):
         return 1
 
-    def remove(self, encoder: Encoder, removed: dict[int, list[int]]) -> list[Cut]:
-        cuts = []
-        for i, total in enumerate(self.counts(encoder)):
-            if removed.get(i):
-                gone = set(removed[i])
-                cuts += keep_neurons(encoder, i, [n for n in range(total) if n not in gone])
-        record_structure(encoder)
-        return cuts
+    def _keep(self, encoder, index, kept):
+        return keep_neurons(encoder, index, kept)
 
 
 def _layer_linears(encoder: Encoder) -> list[list[nn.Module]]:
