@@ -18,7 +18,7 @@ class ProgressLine(ProgressReporter):
     """``[prune] 12/24 done, 2 running, 0 failed, 1 retried | 3:05 elapsed, ETA 3:05``.
 
     On a terminal the line is rewritten in place (and its clock every few seconds); in a log
-    it is printed again only when a count changes. A trial that fails gets one line with its
+    it is printed when the stage starts and whenever a trial finishes, fails or is retried. A trial that fails gets one line with its
     error file, whether Tune retries it or gives up."""
 
     def __init__(self, stage: str, stream: TextIO | None = None, refresh_s: float = 5.0):
@@ -27,7 +27,7 @@ class ProgressLine(ProgressReporter):
         self.last_counts: tuple | None = None
         self.last_time = 0.0
         self.failures_seen: dict[str, int] = {}
-        self.last_printed = ""
+        self.last_finished: tuple | None = None  # (done, failed, retried) when a line was last printed
 
     @property
     def stream(self) -> TextIO:
@@ -68,11 +68,13 @@ class ProgressLine(ProgressReporter):
                 self.failures_seen[trial.trial_id] = trial.num_failures
                 self._print(f"[{self.stage}] trial {trial} failed (attempt {trial.num_failures}): "
                             f"{trial.error_file or 'no error file'}", final=True)
-        self.last_counts, self.last_time = self.counts(trials), time.time()
-        text = self.line(trials)
-        if self.interactive or text.split(" | ")[0] != self.last_printed.split(" | ")[0]:
-            self._print(text, final=done or not self.interactive)
-        self.last_printed = text
+        done_count, _, failed, retried = self.last_counts = self.counts(trials)
+        self.last_time = time.time()
+        if self.interactive:
+            self._print(self.line(trials), final=done)
+        elif (done_count, failed, retried) != self.last_finished:
+            self._print(self.line(trials), final=True)
+        self.last_finished = (done_count, failed, retried)
 
     def _print(self, text: str, final: bool) -> None:
         if self.interactive:

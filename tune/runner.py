@@ -14,6 +14,7 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
+from tune.cleanup import CheckpointCleanup
 from tune.config import SearchConfig, SweepConfig
 from tune.instance import SweepInstance
 from tune.progress import ProgressLine
@@ -58,7 +59,8 @@ def connect(address: str | None, verbose: bool) -> bool:
         ray.init(_temp_dir=str(ray_temp_dir()), include_dashboard=False, configure_logging=False,
                  runtime_env=runtime_env, **quiet)
     if not verbose:
-        logging.getLogger("ray.tune").setLevel(logging.WARNING)
+        for name in ("ray.tune", "mlflow", "alembic"):  # their INFO lines: store set-up, result files written
+            logging.getLogger(name).setLevel(logging.WARNING)
     return True
 
 
@@ -90,7 +92,7 @@ class SweepRunner:
         shutil.rmtree(path, ignore_errors=True)
         run_config = tune.RunConfig(name=name, storage_path=str(self.storage), progress_reporter=self._reporter(name),
                                     failure_config=tune.FailureConfig(max_failures=self.config.max_failures),
-                                    verbose=1)
+                                    callbacks=[CheckpointCleanup()], verbose=1)
         return tune.Tuner(trainable, param_space=space, tune_config=tune_config, run_config=run_config)
 
     def run_stage(self, stage: str, overrides: list[dict[str, Any]], parent_run_id: str,
@@ -103,7 +105,7 @@ class SweepRunner:
         tune_config = tune.TuneConfig(max_concurrent_trials=self.resources.max_concurrent, reuse_actors=True,
                                       trial_name_creator=lambda t: t.config["trial"]["label"],
                                       trial_dirname_creator=lambda t: t.config["trial"]["label"])
-        grid = self._tuner(stage, {"trial": tune.grid_search(trials)}, tune_config).fit()
+        grid = self._fit(self._tuner(stage, {"trial": tune.grid_search(trials)}, tune_config))
         by_label = {r.config["trial"]["label"]: r for r in grid}
         return [self._metrics(by_label.get(t["label"]), t["label"]) for t in trials]
 
@@ -113,8 +115,17 @@ class SweepRunner:
                                       max_concurrent=self.resources.max_concurrent)
         tune_config = tune.TuneConfig(search_alg=searcher, num_samples=search.num_samples, metric=search.metric,
                                       mode=search.mode, trial_name_creator=lambda t: f"{trial['label']}-{t.trial_id}")
-        grid = self._tuner(name, space, tune_config).fit()
+        grid = self._fit(self._tuner(name, space, tune_config))
         return self._metrics(grid.get_best_result(metric=search.metric, mode=search.mode), trial["label"])
+
+    @staticmethod
+    def _fit(tuner: tune.Tuner) -> tune.ResultGrid:
+        """Run the experiment; KeyboardInterrupt if Tune stopped it on a signal (trials left
+        unfinished), so that the sweep is marked interrupted, not finished."""
+        grid = tuner.fit()
+        if grid.num_terminated + grid.num_errors < len(grid):
+            raise KeyboardInterrupt(f"{len(grid) - grid.num_terminated - grid.num_errors} trial(s) unfinished")
+        return grid
 
     @staticmethod
     def _metrics(result, label: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from ray import tune
 
 from ticketbert.config import RunConfig, merge, validate
 from ticketbert.train import config_digest, run_dir, run_training
-from ticketbert.training.checkpoint import remove_checkpoints
 
 
 class TuneReporter:
@@ -56,8 +55,8 @@ def train_trial(space: dict[str, Any]) -> None:
     """Run one trial. Its MLflow run is keyed by the sweep instance, the grid point and the
     digest of its resolved run config and data, so a retried or restored trial of the same
     sweep reopens its run and resumes from its last epoch checkpoint, and nothing else does.
-    Once the trial has reported its final metrics, its training checkpoints are deleted
-    (the final model stays)."""
+    Its final result names its run folder (``run_dir``), whose training checkpoints the sweep
+    deletes once the trial is complete (``tune.cleanup.CheckpointCleanup``)."""
     params, searched = space["trial"], space.get("searched", {})
     config = trial_config(params, searched)
     config.train.device = trial_device()
@@ -69,8 +68,7 @@ def train_trial(space: dict[str, Any]) -> None:
     result = run_training(config, run_key=run_key, parent_run_id=params.get("parent_run_id"),
                           tags={"sweep": params.get("sweep", ""), "stage": params.get("stage", ""), **node_tags()},
                           reporters=[TuneReporter()])
-    final = {**result.metrics, "done": 1.0}
+    final = {**result.metrics, "done": 1.0, "run_dir": str(run_dir(config).resolve())}
     if result.model_dir is not None:
         final["model_dir"] = str(Path(result.model_dir).resolve())
-    tune.report(final)
-    remove_checkpoints(run_dir(config))
+    tune.report(final)  # "done": Tune ends the trial here
