@@ -157,19 +157,24 @@ def test_sweep_spreads_over_two_nodes_and_survives_a_dead_worker(cluster, tiny_e
 
     # 1. a real-data sweep (the bundled sample) on both nodes, every run in the server
     levels = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    started = time.time()
     done = subprocess.run(sweep_command(cluster, "two-nodes", tiny_encoder_dir, levels), cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
+    figures = {"two_nodes_wall_s": round(time.time() - started, 1)}
+    (tmp_path / "two-nodes.log").write_text(done.stdout + done.stderr)  # kept by pytest's tmp_path retention
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"at {cluster.tracking_uri}" in done.stdout
     runs = child_runs(cluster, "two-nodes")
     assert len(runs) == 1 + len(levels) and all(r.info.status == "FINISHED" for r in runs)
     used = Counter(r.data.tags["ray_node_id"] for r in runs)
+    figures["two_nodes_runs_per_node"] = {name: used[node] for name, node in nodes.items()}
     assert set(used) == set(nodes.values()), (used, nodes)  # trials ran on both nodes
     assert {r.data.tags["data_source"] for r in runs} == {"sample"}
 
     # 2. the same with the worker node killed while it runs a pruning trial
     levels = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
     log = open(tmp_path / "killed.log", "w")
+    started = time.time()
     sweep = subprocess.Popen(sweep_command(cluster, "dead-worker", tiny_encoder_dir, levels), cwd=tmp_path, env=env,
                              stdout=log, stderr=subprocess.STDOUT)
 
@@ -179,14 +184,20 @@ def test_sweep_spreads_over_two_nodes_and_survives_a_dead_worker(cluster, tiny_e
                 and r.data.tags.get("stage") == "prune" and r.data.tags.get("ray_node_id") == nodes["w1"]]
 
     victims = wait_for(running_on_worker, 400, "a pruning trial on the worker node")
+    figures["killed_worker_after_s"] = round(time.time() - started, 1)
     cluster.kill(cluster.workers[0])
     assert sweep.wait(timeout=600) == 0, (tmp_path / "killed.log").read_text()[-3000:]
+    figures["dead_worker_wall_s"] = round(time.time() - started, 1)
     output = (tmp_path / "killed.log").read_text()
     assert "failed (attempt 1)" in output  # the progress output names the lost attempt
     runs = child_runs(cluster, "dead-worker")
     keys = [r.data.tags["ticketbert.run_key"] for r in runs]
     assert len(keys) == len(set(keys)) == 1 + len(levels)  # one run per grid point: none lost, none doubled
     assert all(r.info.status == "FINISHED" for r in runs)
+    figures["dead_worker_runs_per_node"] = dict(Counter(
+        {v: k for k, v in nodes.items()}.get(r.data.tags["ray_node_id"], "?") for r in runs))
+    figures["victims"] = len(victims)
+    (tmp_path / "figures.json").write_text(json.dumps(figures, indent=1))
     for run in runs:  # the trials cut off on the dead node were retried and finished on the head
         if run.info.run_id in victims:
             assert run.data.tags["ray_node_id"] == nodes["head_node"]
