@@ -18,8 +18,8 @@ class ProgressLine(ProgressReporter):
     """``[prune] 12/24 done, 2 running, 0 failed, 1 retried | 3:05 elapsed, ETA 3:05``.
 
     On a terminal the line is rewritten in place (and its clock every few seconds); in a log
-    it is printed when the stage starts and whenever a trial finishes, fails or is retried. A trial that fails gets one line with its
-    error file, whether Tune retries it or gives up."""
+    it is printed when the stage starts and whenever a trial finishes, fails or is retried.
+    A trial that fails gets one line with its error file, whether Tune retries it or not."""
 
     def __init__(self, stage: str, stream: TextIO | None = None, refresh_s: float = 5.0):
         self.stage, self._stream, self.refresh_s = stage, stream, refresh_s  # None: sys.stdout (picklable)
