@@ -97,7 +97,7 @@ def test_tiny_sweep_end_to_end(tiny_encoder_dir, tmp_path, capsys):
     # disk: finished trials keep their final model, not their training checkpoints
     storage = tmp_path / "ray" / "tiny"
     assert not list(storage.rglob("trainer_state.pt")) and not list(storage.rglob("checkpoint"))
-    assert len(list(storage.glob("*/dense/*/model/model.safetensors"))) == 2
+    assert len(list(storage.glob("*/dense/*/model/heads.safetensors"))) == 2
     runs = child_runs(tmp_path, "tiny")
     stages = [r.data.tags["stage"] for r in runs]
     # Optuna tried two learning rates for the dense fine-tune; the best one is shared by all 4 pruning trials

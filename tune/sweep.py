@@ -133,7 +133,7 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
         return 2
     synthetic = location.source == "synthetic"
     uri = base["tracking"]["uri"]
-    print(f"sweep {config.name}: {len(points)} trials on {describe_data(location)}")
+    print(f"sweep {config.name}: {len(points)} grid points on {describe_data(location)}")
     print(f"MLflow experiment '{config.name}' at {uri}; files in {instance.root}")
     for message in skipped:
         print(message)
