@@ -104,12 +104,22 @@ class LocalCluster:
         wait_for(up, 120, "the mlflow server")
 
     @staticmethod
-    def kill(process: subprocess.Popen) -> None:
-        """SIGKILL a whole process group: the node's raylet, agents and trial workers die at once."""
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    def kill(process: subprocess.Popen, temp_dir: Path | None = None) -> None:
+        """SIGKILL a process group and every process started with ``temp_dir`` in its command
+        line (a node's raylet, agents and trial workers, which Ray puts in groups of their own)."""
+        pids = {process.pid}
+        if temp_dir is not None:
+            for entry in Path("/proc").iterdir():
+                try:
+                    if entry.name.isdigit() and f"{temp_dir}/".encode() in (entry / "cmdline").read_bytes():
+                        pids.add(int(entry.name))
+                except OSError:
+                    continue
+        for pid in pids:
+            try:
+                os.killpg(pid, signal.SIGKILL) if pid == process.pid else os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         process.wait(timeout=60)
 
     def stop(self) -> None:
@@ -187,7 +197,7 @@ def test_sweep_spreads_over_two_nodes_and_survives_a_dead_worker(cluster, tiny_e
     wait_for(running_on_worker, 400, "a pruning trial on the worker node")
     figures["killed_worker_after_s"] = round(time.time() - started, 1)
     killed_at_ms = time.time() * 1000
-    cluster.kill(cluster.workers[0])
+    cluster.kill(cluster.workers[0], cluster.root / "w1")
     assert sweep.wait(timeout=600) == 0, (tmp_path / "killed.log").read_text()[-3000:]
     figures["dead_worker_wall_s"] = round(time.time() - started, 1)
     output = (tmp_path / "killed.log").read_text()
