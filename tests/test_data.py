@@ -5,7 +5,7 @@ import torch
 
 from conftest import REAL_DATA
 from ticketbert.config import DataConfig
-from ticketbert.data import (DataError, encode, length_grouped_batches, read_csv_split, read_task, resolve_source,
+from ticketbert.data import (SAMPLE_DIR, DataError, encode, length_grouped_batches, read_csv_split, read_task, resolve_source,
                              synthetic_split, collate)
 from ticketbert.tasks import get_task
 
@@ -89,7 +89,8 @@ def test_malformed_rows_skipped_with_count(tmp_path):
 
 def test_source_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv("TICKETBERT_DATA_DIR", raising=False)
-    assert resolve_source(DataConfig()) == ("synthetic", None)
+    assert resolve_source(DataConfig()) == ("sample", SAMPLE_DIR)  # never synthetic unless asked for
+    assert resolve_source(DataConfig(source="synthetic")) == ("synthetic", None)
     monkeypatch.setenv("TICKETBERT_DATA_DIR", str(tmp_path))
     assert resolve_source(DataConfig()) == ("csv", tmp_path)
     with pytest.raises(DataError, match="data directory not found"):
@@ -166,8 +167,8 @@ def test_hub_source_maps_columns_and_skips_bad_rows(monkeypatch):
 
 def test_swap_pairs_doubles_pair_training_data_only(monkeypatch):
     monkeypatch.delenv("TICKETBERT_DATA_DIR", raising=False)
-    plain = read_task(DataConfig(synthetic_examples=20), get_task("para"))
-    swapped = read_task(DataConfig(synthetic_examples=20, swap_pairs=True), get_task("para"))
+    plain = read_task(DataConfig(source="synthetic", synthetic_examples=20), get_task("para"))
+    swapped = read_task(DataConfig(source="synthetic", synthetic_examples=20, swap_pairs=True), get_task("para"))
     assert swapped.train[:20] == plain.train and swapped.dev == plain.dev
     assert [e.texts for e in swapped.train[20:]] == [e.texts[::-1] for e in plain.train]
-    assert len(read_task(DataConfig(synthetic_examples=20, swap_pairs=True), get_task("sst")).train) == 20
+    assert len(read_task(DataConfig(source="synthetic", synthetic_examples=20, swap_pairs=True), get_task("sst")).train) == 20

@@ -88,6 +88,16 @@ def test_tiny_sweep_end_to_end(tiny_encoder_dir, tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "best dev metric" in out and "training FLOPs sst/s0" in out
+    # the console: progress lines, not Ray's status blocks; where the results are and what to run next
+    assert "== Status ==" not in out and "Trial status" not in out
+    assert "[dense-0] 2/2 done, 0 running, 0 failed" in out and "[prune] 4/4 done, 0 running, 0 failed" in out
+    assert f"browse: mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'} --host 127.0.0.1 --workers 1" in out
+    assert "analyse: python -m analysis --experiment tiny" in out
+    assert out.count("SYNTHETIC DATA") == 2 and len(out.splitlines()) < 40
+    # disk: finished trials keep their final model, not their training checkpoints
+    storage = tmp_path / "ray" / "tiny"
+    assert not list(storage.rglob("trainer_state.pt")) and not list(storage.rglob("checkpoint"))
+    assert len(list(storage.glob("*/dense/*/model/heads.safetensors"))) == 2
     runs = child_runs(tmp_path, "tiny")
     stages = [r.data.tags["stage"] for r in runs]
     # Optuna tried two learning rates for the dense fine-tune; the best one is shared by all 4 pruning trials
@@ -115,7 +125,7 @@ def test_resume_after_interruption_runs_only_the_rest(tiny_encoder_dir, tmp_path
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 400
     while time.time() < deadline:  # interrupt once some but not all pruning trials finished
-        if (tmp_path / "ray" / "resumable" / "tune" / "prune").exists():  # the store is set up by then
+        if list((tmp_path / "ray" / "resumable").glob("*/tune/prune")):  # the store is set up by then
             done = [r for r in child_runs(tmp_path, "resumable") if r.data.tags.get("stage") == "prune"
                     and r.info.status == "FINISHED"]
             if done:

@@ -16,16 +16,16 @@ Public API (everything else is internal and may change):
 from importlib import import_module
 from typing import Any
 
-from ticketbert.config import RunConfig, load_config
-from ticketbert.pruning import PruningReport, apply, load_pruned, method_limit, plan, prune, save_pruned, score
-from ticketbert.pruning.early_bird import EarlyBirdPruner
-
-_LAZY = {"sweep_sparsity": "ticketbert.measure", "run_training": "ticketbert.train"}
+_LAZY = {"RunConfig": "ticketbert.config", "load_config": "ticketbert.config",
+         **{name: "ticketbert.pruning" for name in ("PruningReport", "apply", "load_pruned", "method_limit", "plan",
+                                                    "prune", "save_pruned", "score")},
+         "EarlyBirdPruner": "ticketbert.pruning.early_bird",
+         "sweep_sparsity": "ticketbert.measure", "run_training": "ticketbert.train"}
 
 
 def __getattr__(name: str) -> Any:
-    """Entry-point functions load on first use, so ``python -m ticketbert.train`` and a plain
-    ``import ticketbert`` stay light (no MLflow import)."""
+    """The API loads on first use, so that importing one light module (``ticketbert.config``)
+    does not import torch, transformers or MLflow: command lines answer bad arguments fast."""
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ticketbert' has no attribute {name!r}")

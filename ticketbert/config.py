@@ -27,8 +27,9 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    # where examples come from: "auto" = `dir` or $TICKETBERT_DATA_DIR if set, else synthetic
-    source: Literal["auto", "csv", "hub", "synthetic"] = "auto"
+    # where examples come from: "auto" = `dir` or $TICKETBERT_DATA_DIR if set, else the bundled
+    # real sample ("sample"); "synthetic" (meaningless metrics) only when asked for
+    source: Literal["auto", "csv", "sample", "hub", "synthetic"] = "auto"
     dir: Path | None = None
     # tokenisation
     max_length: int = Field(128, ge=8, le=512)

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ticketbert.config import ConfigError, RunConfig, load_config
-from ticketbert.data import DataError, RawTaskData, TaskData, encode_task, read_task, warn_if_synthetic
+from ticketbert.data import (DataError, RawTaskData, TaskData, data_fingerprint, encode_task, read_task,
+                             resolve_source, warn_if_synthetic)
 from ticketbert.models import build_model, load_tokenizer
 from ticketbert.modes import run_mode
 from ticketbert.tasks import get_task
@@ -27,20 +28,25 @@ from ticketbert.training.loop import Logger
 
 
 def config_digest(config: RunConfig) -> str:
-    """Short stable hash of everything that defines a run's result."""
-    blob = json.dumps(config.model_dump(mode="json", exclude={"tracking": True, "train": {"progress"}}),
-                      sort_keys=True)
+    """Short stable hash of everything that defines a run's result: the resolved run config
+    (tracking and progress display aside) and the fingerprint of the data it reads (file
+    hashes, or the synthetic generator's settings). Runs over other data or settings get
+    other folders and other MLflow runs."""
+    settings = config.model_dump(mode="json", exclude={"tracking": True, "train": {"progress"}})
+    blob = json.dumps({"config": settings, "data": data_fingerprint(config.data, config.train.tasks)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
 def run_dir(config: RunConfig) -> Path:
-    """Where a run's checkpoints and final model live: one folder per (name, config)."""
+    """Where a run's checkpoints and final model live: one folder per (name, config, data)."""
     return config.output_dir / f"{config.name}-{config_digest(config)}"
 
 
 def run_tags(config: RunConfig) -> dict[str, Any]:
-    """The standard tags of a run: task, mode, method, criterion, sparsity, seed."""
+    """The standard tags of a run: task, mode, method, criterion, sparsity, seed, and its data
+    (source, fingerprint, ``synthetic_data``)."""
     pruned = config.prune.method != "none"
+    source = resolve_source(config.data).source
     return {
         "task": "+".join(config.train.tasks),
         "mode": config.prune.mode if pruned else "dense",
@@ -48,6 +54,9 @@ def run_tags(config: RunConfig) -> dict[str, Any]:
         "criterion": config.prune.criterion or "",
         "sparsity": config.prune.sparsity if pruned else 0.0,
         "seed": config.train.seed,
+        "data_source": source,
+        "data_fingerprint": data_fingerprint(config.data, config.train.tasks),
+        "synthetic_data": source == "synthetic",
     }
 
 
@@ -69,8 +78,10 @@ def open_run(config: RunConfig, run_key: str | None, parent_run_id: str | None =
         return None
     tracker = Tracker(config.tracking.uri, config.tracking.experiment)
     key = run_key or f"{config.name}:{config_digest(config)}"
-    return tracker.start(key, run_name=config.tracking.run_name or config.name,
-                         tags={**run_tags(config), **(tags or {})}, params=config.model_dump(mode="json"),
+    standard = run_tags(config)
+    name = config.tracking.run_name or config.name
+    return tracker.start(key, run_name=f"[synthetic] {name}" if standard["synthetic_data"] else name,
+                         tags={**standard, **(tags or {})}, params=config.model_dump(mode="json"),
                          parent_run_id=parent_run_id)
 
 

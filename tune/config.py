@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import Field, field_validator, model_validator
 
 from ticketbert.config import (ConfigError, Criterion, PruneMethod, RunConfig, SparsityLevel, TaskName, _Strict,
@@ -113,17 +114,69 @@ class SweepConfig(_Strict):
         return [{"task": t, "seed": s} for t, s in itertools.product(self.grid.tasks, self.grid.seeds)]
 
 
+# run-config fields that every trial gets from the grid or the sweep, and where to set them instead
+GRID_CONTROLLED = {
+    "sparsity": "grid.sparsities", "prune.sparsity": "grid.sparsities", "sparsities": "grid.sparsities",
+    "method": "grid.methods", "prune.method": "grid.methods", "methods": "grid.methods",
+    "task": "grid.tasks", "tasks": "grid.tasks", "train.tasks": "grid.tasks",
+    "seed": "grid.seeds", "train.seed": "grid.seeds", "seeds": "grid.seeds",
+    "criterion": "grid.criteria", "prune.criterion": "grid.criteria", "criteria": "grid.criteria",
+    "mode": "grid.mode", "prune.mode": "grid.mode",
+    "prune.dense_dir": "grid.mode", "output_dir": "storage", "tracking.experiment": "name",
+}
+
+
+def grid_field_hint(field: str, value: Any) -> str:
+    """The error for a run field the grid (or the sweep) sets: which sweep field to use."""
+    target = GRID_CONTROLLED[field]
+    if isinstance(value, list):
+        value = f"[{','.join(str(v) for v in value)}]"
+    if target == "grid.criteria":
+        example = f"grid.criteria={{<method>: {value}}}"
+    elif target.endswith("s") and target.startswith("grid.") and not str(value).startswith("["):
+        example = f"{target}=[{value}]"
+    else:
+        example = f"{target}={value}"
+    what = "the grid" if target.startswith("grid.") else "the sweep"
+    return f"{field} is set by {what} for every trial: use {example}"
+
+
+def _flat_keys(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in nested.items():
+        if isinstance(value, dict) and f"{prefix}{key}" not in GRID_CONTROLLED:
+            flat.update(_flat_keys(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_grid_controlled(base: dict[str, Any], source: str) -> None:
+    """ConfigError if ``base`` (the run-config part of a sweep) sets a field the grid controls."""
+    for field, value in _flat_keys(base).items():
+        if field in GRID_CONTROLLED:
+            raise ConfigError(f"{source}: {grid_field_hint(field, value)}")
+
+
 def load_sweep_config(path: str | Path | None, overrides: list[str] | None = None) -> SweepConfig:
     """A validated SweepConfig from YAML plus dotted overrides (``data.dir=...`` is short for
-    ``base.data.dir=...``: the first key of the run config's sections may be given directly)."""
+    ``base.data.dir=...``: the first key of the run config's sections may be given directly).
+    A run field that the grid sets for every trial (``sparsity``, ``method``, ``task``,
+    ``seed``...) is an error naming the grid field to use instead."""
     raw = read_yaml(Path(path)) if path is not None else {}
+    source = str(path) if path is not None else "<sweep>"
+    check_grid_controlled(raw.get("base") or {}, source)
     sweep_keys = set(SweepConfig.model_fields)
     expanded = []
     for item in overrides or []:
-        key = item.split("=", 1)[0].split(".", 1)[0]
-        expanded.append(item if key in sweep_keys else f"base.{item}")
+        key = item.split("=", 1)[0]
+        field = key.removeprefix("base.")
+        if field in GRID_CONTROLLED and (key.startswith("base.") or field.split(".", 1)[0] not in sweep_keys):
+            value = yaml.safe_load(item.split("=", 1)[1])
+            raise ConfigError(f"override {item!r}: {grid_field_hint(field, value)}")
+        expanded.append(item if key.split(".", 1)[0] in sweep_keys else f"base.{item}")
     raw = merge(raw, parse_overrides(expanded))
-    config = validate(SweepConfig, raw, str(path) if path is not None else "<sweep>")
+    config = validate(SweepConfig, raw, source)
     if not config.trials():
         raise ConfigError(f"{path}: the grid is empty")
     return config

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from dataclasses import dataclass
 
-from transformers import AutoConfig
-
-from ticketbert.models import resolve_encoder
-from ticketbert.pruning.api import method_limit
 from tune.config import ResourcesConfig, SweepConfig
 
 
@@ -23,29 +20,28 @@ class TrialResources:
 
 
 def local_hardware() -> tuple[float, float]:
-    """(CPUs, GPUs) of this machine."""
+    """(CPUs, GPUs) of this machine; torch is imported only where a GPU device node exists."""
+    cpus = float(os.cpu_count() or 1)
+    if not glob.glob("/dev/nvidia[0-9]*") and not os.path.exists("/dev/kfd"):
+        return cpus, 0.0
     import torch
 
-    return float(os.cpu_count() or 1), float(torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    return cpus, float(torch.cuda.device_count() if torch.cuda.is_available() else 0)
 
 
-def cluster_hardware(address: str | None) -> tuple[float, float]:
-    """(CPUs, GPUs) of the Ray cluster at ``address``, or of this machine when none is given."""
-    if address is None:
-        return local_hardware()
+def cluster_hardware() -> tuple[float, float]:
+    """(CPUs, GPUs) of the Ray cluster this process is connected to."""
     import ray
 
-    if not ray.is_initialized():
-        ray.init(address=address)
     total = ray.cluster_resources()
     return float(total.get("CPU", 0)), float(total.get("GPU", 0))
 
 
-def plan_resources(config: ResourcesConfig, address: str | None = None,
-                   hardware: tuple[float, float] | None = None) -> TrialResources:
-    """Per-trial resources: a fraction of a GPU when GPUs exist (``trials_per_gpu`` share one),
-    CPUs otherwise. A request the hardware cannot meet is a clear error, not a silent hang."""
-    cpus, gpus = hardware or cluster_hardware(address)
+def plan_resources(config: ResourcesConfig, hardware: tuple[float, float] | None = None) -> TrialResources:
+    """Per-trial resources on ``hardware`` (CPUs, GPUs; default this machine): a fraction of a
+    GPU when GPUs exist (``trials_per_gpu`` share one), CPUs otherwise. A request the hardware
+    cannot meet is a clear error, not a silent hang."""
+    cpus, gpus = hardware or local_hardware()
     if config.cpus_per_trial > cpus:
         raise ValueError(f"resources.cpus_per_trial={config.cpus_per_trial:g} but the cluster has {cpus:g} CPUs")
     gpu = config.gpus_per_trial
@@ -68,7 +64,10 @@ def structured_limits(config: SweepConfig) -> tuple[list[dict], list[str]]:
     for every point left out (all heads are about a third of a BERT layer's weights). The
     encoder is built on the meta device: shapes only, no weights loaded."""
     import torch
-    from transformers import AutoModel
+    from transformers import AutoConfig, AutoModel
+
+    from ticketbert.models import resolve_encoder
+    from ticketbert.pruning.api import method_limit
 
     with torch.device("meta"):
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(resolve_encoder(config.base.model.encoder)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -13,12 +14,18 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
+from tune.cleanup import CheckpointCleanup
 from tune.config import SearchConfig, SweepConfig
+from tune.instance import SweepInstance
+from tune.progress import ProgressLine
 from tune.resources import TrialResources
 from tune.trainable import train_trial
 
 MAX_TEMP_DIR_LENGTH = 45
 PROGRESS_METRICS = {"dev/overall": "dev", "achieved_sparsity": "sparsity", "speedup": "speedup", "epoch": "epoch"}
+# every trial's process: no progress bars or advisory warnings of transformers / the hub
+QUIET_WORKER_ENV = {"TRANSFORMERS_VERBOSITY": "error", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+                    "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def search_domain(dim) -> Any:
@@ -36,29 +43,46 @@ def ray_temp_dir() -> Path:
     return temp
 
 
+def connect(address: str | None, verbose: bool) -> bool:
+    """Connect to the Ray cluster at ``address`` or start a local instance; True if this call
+    started or joined it (and so should shut it down). Unless ``verbose``, trial output stays in
+    Ray's log files (the driver has read the data and shown its warnings once) and Ray logs
+    warnings only."""
+    if ray.is_initialized():
+        return False
+    quiet = {} if verbose else {"log_to_driver": False, "logging_level": logging.WARNING}
+    runtime_env = {"env_vars": QUIET_WORKER_ENV}
+    if address:
+        ray.init(address=address, runtime_env=runtime_env, **quiet)
+    else:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no ~/.ray/auth_token for a local instance
+        ray.init(_temp_dir=str(ray_temp_dir()), include_dashboard=False, configure_logging=False,
+                 runtime_env=runtime_env, **quiet)
+    if not verbose:
+        for name in ("ray.tune", "mlflow", "alembic"):  # their INFO lines: store set-up, result files written
+            logging.getLogger(name).setLevel(logging.WARNING)
+    return True
+
+
 class SweepRunner:
-    """Owns the Ray connection and the Tune experiments of one sweep."""
+    """Runs the Tune experiments of one sweep instance on a connected Ray cluster."""
 
-    def __init__(self, config: SweepConfig, base: dict[str, Any], resources: TrialResources, *,
-                 address: str | None = None, resume: bool = False):
+    def __init__(self, config: SweepConfig, base: dict[str, Any], resources: TrialResources,
+                 instance: SweepInstance, *, resume: bool = False, verbose: bool = False):
         self.config, self.base, self.resources, self.resume = config, base, resources, resume
-        self.storage = config.storage.resolve() / config.name / "tune"
-        self.started_ray = not ray.is_initialized()
-        if self.started_ray:
-            if address:
-                ray.init(address=address)
-            else:
-                os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no ~/.ray/auth_token for a local instance
-                ray.init(_temp_dir=str(ray_temp_dir()), include_dashboard=False, configure_logging=False)
-
-    def shutdown(self) -> None:
-        if self.started_ray and ray.is_initialized():
-            ray.shutdown()
+        self.instance, self.verbose = instance, verbose
+        self.storage = instance.tune_dir
 
     def _trial(self, stage: str, overrides: dict[str, Any], parent_run_id: str) -> dict[str, Any]:
         return {"base": self.base, "overrides": overrides, "stage": stage, "sweep": self.config.name,
                 "label": overrides["name"].removeprefix(f"{self.config.name}-"), "parent_run_id": parent_run_id,
-                "run_key": f"{self.config.name}:{overrides['name']}", "cpus": self.resources.cpu}
+                "run_key": self.instance.trial_key(overrides["name"]), "cpus": self.resources.cpu}
+
+    def _reporter(self, name: str) -> tune.ProgressReporter:
+        if self.verbose:
+            return tune.CLIReporter(metric_columns=PROGRESS_METRICS, parameter_columns={"trial/label": "trial"},
+                                    max_report_frequency=30, max_column_length=28)
+        return ProgressLine(name)
 
     def _tuner(self, name: str, space: dict[str, Any], tune_config: tune.TuneConfig) -> tune.Tuner:
         path = self.storage / name
@@ -66,11 +90,9 @@ class SweepRunner:
         if self.resume and tune.Tuner.can_restore(str(path)):
             return tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True)
         shutil.rmtree(path, ignore_errors=True)
-        reporter = tune.CLIReporter(metric_columns=PROGRESS_METRICS, parameter_columns={"trial/label": "trial"},
-                                    max_report_frequency=30, max_column_length=28)
-        run_config = tune.RunConfig(name=name, storage_path=str(self.storage), progress_reporter=reporter,
+        run_config = tune.RunConfig(name=name, storage_path=str(self.storage), progress_reporter=self._reporter(name),
                                     failure_config=tune.FailureConfig(max_failures=self.config.max_failures),
-                                    verbose=1)
+                                    callbacks=[CheckpointCleanup()], verbose=1)
         return tune.Tuner(trainable, param_space=space, tune_config=tune_config, run_config=run_config)
 
     def run_stage(self, stage: str, overrides: list[dict[str, Any]], parent_run_id: str,
@@ -83,7 +105,7 @@ class SweepRunner:
         tune_config = tune.TuneConfig(max_concurrent_trials=self.resources.max_concurrent, reuse_actors=True,
                                       trial_name_creator=lambda t: t.config["trial"]["label"],
                                       trial_dirname_creator=lambda t: t.config["trial"]["label"])
-        grid = self._tuner(stage, {"trial": tune.grid_search(trials)}, tune_config).fit()
+        grid = self._fit(self._tuner(stage, {"trial": tune.grid_search(trials)}, tune_config))
         by_label = {r.config["trial"]["label"]: r for r in grid}
         return [self._metrics(by_label.get(t["label"]), t["label"]) for t in trials]
 
@@ -93,8 +115,17 @@ class SweepRunner:
                                       max_concurrent=self.resources.max_concurrent)
         tune_config = tune.TuneConfig(search_alg=searcher, num_samples=search.num_samples, metric=search.metric,
                                       mode=search.mode, trial_name_creator=lambda t: f"{trial['label']}-{t.trial_id}")
-        grid = self._tuner(name, space, tune_config).fit()
+        grid = self._fit(self._tuner(name, space, tune_config))
         return self._metrics(grid.get_best_result(metric=search.metric, mode=search.mode), trial["label"])
+
+    @staticmethod
+    def _fit(tuner: tune.Tuner) -> tune.ResultGrid:
+        """Run the experiment; KeyboardInterrupt if Tune stopped it on a signal (trials left
+        unfinished), so that the sweep is marked interrupted, not finished."""
+        grid = tuner.fit()
+        if grid.num_terminated + grid.num_errors < len(grid):
+            raise KeyboardInterrupt(f"{len(grid) - grid.num_terminated - grid.num_errors} trial(s) unfinished")
+        return grid
 
     @staticmethod
     def _metrics(result, label: str) -> dict[str, Any]:

@@ -43,11 +43,20 @@ def training_flops(points: list[dict[str, Any]], results: list[dict[str, Any]],
     return rows
 
 
-def print_summary(points: list[dict[str, Any]], results: list[dict[str, Any]], dense: list[dict[str, Any]]) -> None:
+SYNTHETIC_BANNER = "*** SYNTHETIC DATA: these numbers say nothing about language (data.source=synthetic) ***"
+
+
+def print_summary(points: list[dict[str, Any]], results: list[dict[str, Any]], dense: list[dict[str, Any]],
+                  data: str, synthetic: bool) -> None:
+    """The final table, titled with the data it was measured on; synthetic results are
+    framed by a banner above and below."""
     rows = summarize(points, results)
     header = f"{'task':<5} {'method':<10} {'sparsity':>8} {'seeds':>5} {'best dev':>9} {'mean dev':>9} " \
              f"{'train-dev':>9} {'achieved':>8} {'speedup':>7}"
     print("\nbest dev metric (dev/overall: SST acc, Quora acc, STS Pearson) per task x method x sparsity")
+    print(f"data: {data}")
+    if synthetic:
+        print(SYNTHETIC_BANNER)
     print(header)
     print("-" * len(header))
     for r in sorted(rows, key=lambda r: (r["task"], r["method"], r["sparsity"])):
@@ -60,3 +69,5 @@ def print_summary(points: list[dict[str, Any]], results: list[dict[str, Any]], d
         trials = sum(1 for p in points if f"{p['task']}/s{p['seed']}" == group and p["method"] != "none")
         print(f"training FLOPs {group}: {total:.3e} for {trials} pruning trials + their dense fine-tune = "
               f"{total / one:.2f}x one dense fine-tune ({one:.3e})")
+    if synthetic:
+        print(SYNTHETIC_BANNER)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch
 from ray import tune
 
 from ticketbert.config import RunConfig, merge, validate
-from ticketbert.train import run_training
+from ticketbert.train import config_digest, run_dir, run_training
 
 
 class TuneReporter:
@@ -44,19 +45,30 @@ def trial_device() -> str:
     return "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
 
 
+def node_tags() -> dict[str, str]:
+    """Where this attempt of the trial runs: Ray node id, its IP address and the host name."""
+    return {"ray_node_id": ray.get_runtime_context().get_node_id(), "ray_node_ip": ray.util.get_node_ip_address(),
+            "hostname": socket.gethostname()}
+
+
 def train_trial(space: dict[str, Any]) -> None:
-    """Run one trial; the MLflow run is keyed by the grid point, so a retried or restored trial
-    reopens its run and resumes from its last epoch checkpoint instead of starting over."""
+    """Run one trial. Its MLflow run is keyed by the sweep instance, the grid point and the
+    digest of its resolved run config and data, so a retried or restored trial of the same
+    sweep reopens its run and resumes from its last epoch checkpoint, and nothing else does.
+    Its final result names its run folder (``run_dir``), whose training checkpoints the sweep
+    deletes once the trial is complete (``tune.cleanup.CheckpointCleanup``)."""
     params, searched = space["trial"], space.get("searched", {})
     config = trial_config(params, searched)
     config.train.device = trial_device()
     config.train.progress = False
     torch.set_num_threads(max(1, int(params.get("cpus", 1))))
-    run_key = params["run_key"] + ("" if not searched else ":" + ",".join(f"{k}={v}" for k, v in sorted(searched.items())))
+    run_key = f"{params['run_key']}:{config_digest(config)}"
+    if searched:
+        run_key += ":" + ",".join(f"{k}={v}" for k, v in sorted(searched.items()))
     result = run_training(config, run_key=run_key, parent_run_id=params.get("parent_run_id"),
-                          tags={"sweep": params.get("sweep", ""), "stage": params.get("stage", "")},
+                          tags={"sweep": params.get("sweep", ""), "stage": params.get("stage", ""), **node_tags()},
                           reporters=[TuneReporter()])
-    final = {**result.metrics, "done": 1.0}
+    final = {**result.metrics, "done": 1.0, "run_dir": str(run_dir(config).resolve())}
     if result.model_dir is not None:
         final["model_dir"] = str(Path(result.model_dir).resolve())
-    tune.report(final)
+    tune.report(final)  # "done": Tune ends the trial here

@@ -44,3 +44,20 @@ def load_weights(directory: Path, model: nn.Module) -> None:
     """Load the checkpoint's weights into ``model`` (strict: shapes must already match)."""
     device = next(model.parameters()).device
     model.load_state_dict(load_file(str(Path(directory) / MODEL_FILE), device=str(device)), strict=True)
+
+
+def remove_checkpoints(root: Path) -> int:
+    """Delete every training checkpoint under ``root`` (weights and optimizer state of the last
+    epoch, and any staging or backup copy); a finished run keeps its final model. Returns the
+    bytes freed."""
+    root = Path(root)
+    if not root.is_dir():
+        return 0
+    found = {path.parent for path in root.rglob(STATE_FILE)}
+    found |= {path for path in root.rglob("*") if path.is_dir() and path.name.endswith((".tmp", ".old"))
+              and (path / MODEL_FILE).exists()}
+    freed = 0
+    for directory in found:
+        freed += sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+        shutil.rmtree(directory, ignore_errors=True)
+    return freed
