@@ -14,7 +14,7 @@ import torch
 from ticketbert.config import load_config
 from ticketbert.data import TaskData, warn_if_synthetic
 from ticketbert.models import load_tokenizer
-from ticketbert.train import encode_data, read_data
+from ticketbert.run import encode_data, read_data
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data"

@@ -25,7 +25,7 @@ from ticketbert.integrations.transformers import add_early_bird
 from ticketbert.models import resolve_encoder
 from ticketbert.models.compute import count_prunable, flops_per_token
 from ticketbert.tasks import get_task
-from ticketbert.train import read_data
+from ticketbert.run import read_data
 from ticketbert.training.device import use_bf16
 
 MAX_LENGTH = 96  # as configs/single/sst.yaml

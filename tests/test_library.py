@@ -11,7 +11,6 @@ from transformers import BertForSequenceClassification
 
 import ticketbert
 from conftest import tiny_config
-from ticketbert.models.compute import prunable_linears
 from ticketbert.models.families import find_encoder
 from ticketbert.models.structure import STRUCTURE_KEY
 from ticketbert.pruning import Plan, apply

@@ -9,7 +9,7 @@ from ticketbert.models import build_model
 from ticketbert.models.compute import count_prunable
 from ticketbert.pruning import criteria, make_calibration, plan, score
 from ticketbert.pruning.early_bird import plan_distance
-from ticketbert.train import run_training
+from ticketbert.run import run_training
 from ticketbert.tracking import Tracker
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from ticketbert.config import ConfigError, load_config
 from ticketbert.data import SAMPLE_DIR, data_fingerprint
-from ticketbert.train import config_digest
+from ticketbert.run import config_digest
 from tune.config import load_sweep_config
 from tune.instance import open_instance
 from tune.sweep import main

@@ -3,7 +3,8 @@
 import mlflow
 import pytest
 
-from ticketbert.train import main, run_training
+from ticketbert.run import run_training
+from ticketbert.train import main
 from ticketbert.tracking import Tracker, flatten
 
 

@@ -20,7 +20,7 @@ _LAZY = {"RunConfig": "ticketbert.config", "load_config": "ticketbert.config",
          **{name: "ticketbert.pruning" for name in ("PruningReport", "apply", "load_pruned", "method_limit", "plan",
                                                     "prune", "save_pruned", "score")},
          "EarlyBirdPruner": "ticketbert.pruning.early_bird",
-         "sweep_sparsity": "ticketbert.measure", "run_training": "ticketbert.train"}
+         "sweep_sparsity": "ticketbert.measure", "run_training": "ticketbert.run"}
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     from ticketbert.data import DataError
     from ticketbert.models import load_tokenizer
     from ticketbert.pruning import load_pruned
-    from ticketbert.train import encode_data, read_data, run_tags
+    from ticketbert.run import encode_data, read_data, run_tags
 
     parser = argparse.ArgumentParser(prog="python -m ticketbert.posthoc", description=main.__doc__)
     parser.add_argument("--config", type=Path, help="the run config the model was trained with (data, train)")

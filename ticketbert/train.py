@@ -8,123 +8,12 @@ MLflow and a checkpoint per epoch; rerunning the same config resumes where it st
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from ticketbert.config import ConfigError, RunConfig, load_config
-from ticketbert.data import (DataError, RawTaskData, TaskData, data_fingerprint, encode_task, read_task,
-                             resolve_source, warn_if_synthetic)
-from ticketbert.models import build_model, load_tokenizer
-from ticketbert.modes import run_mode
-from ticketbert.tasks import get_task
-from ticketbert.tracking import MlflowLogger, Tracker
-from ticketbert.training.device import seed_everything
-from ticketbert.training.loop import Logger
-
-
-def config_digest(config: RunConfig) -> str:
-    """Short stable hash of everything that defines a run's result: the resolved run config
-    (tracking and progress display aside) and the fingerprint of the data it reads (file
-    hashes, or the synthetic generator's settings). Runs over other data or settings get
-    other folders and other MLflow runs."""
-    settings = config.model_dump(mode="json", exclude={"tracking": True, "train": {"progress"}})
-    blob = json.dumps({"config": settings, "data": data_fingerprint(config.data, config.train.tasks)}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:10]
-
-
-def run_dir(config: RunConfig) -> Path:
-    """Where a run's checkpoints and final model live: one folder per (name, config, data)."""
-    return config.output_dir / f"{config.name}-{config_digest(config)}"
-
-
-def run_tags(config: RunConfig) -> dict[str, Any]:
-    """The standard tags of a run: task, mode, method, criterion, sparsity, seed, and its data
-    (source, fingerprint, ``synthetic_data``)."""
-    pruned = config.prune.method != "none"
-    source = resolve_source(config.data).source
-    return {
-        "task": "+".join(config.train.tasks),
-        "mode": config.prune.mode if pruned else "dense",
-        "method": config.prune.method,
-        "criterion": config.prune.criterion or "",
-        "sparsity": config.prune.sparsity if pruned else 0.0,
-        "seed": config.train.seed,
-        "data_source": source,
-        "data_fingerprint": data_fingerprint(config.data, config.train.tasks),
-        "synthetic_data": source == "synthetic",
-    }
-
-
-def read_data(config: RunConfig) -> list[RawTaskData]:
-    """Read and check every task of the run (cheap: before any model or tokenizer is loaded)."""
-    return [read_task(config.data, get_task(name), config.train.seed) for name in config.train.tasks]
-
-
-def encode_data(config: RunConfig, raws: list[RawTaskData], tokenizer) -> dict[str, TaskData]:
-    """Tokenise the tasks read by ``read_data``."""
-    return {raw.task.name: encode_task(raw, tokenizer, config.data, config.model, config.train.seed)
-            for raw in raws}
-
-
-def open_run(config: RunConfig, run_key: str | None, parent_run_id: str | None = None,
-             tags: dict[str, Any] | None = None) -> MlflowLogger | None:
-    """The run's MLflow logger (reopened if ``run_key`` exists), or None when tracking is off."""
-    if not config.tracking.enabled:
-        return None
-    tracker = Tracker(config.tracking.uri, config.tracking.experiment)
-    key = run_key or f"{config.name}:{config_digest(config)}"
-    standard = run_tags(config)
-    name = config.tracking.run_name or config.name
-    return tracker.start(key, run_name=f"[synthetic] {name}" if standard["synthetic_data"] else name,
-                         tags={**standard, **(tags or {})}, params=config.model_dump(mode="json"),
-                         parent_run_id=parent_run_id)
-
-
-@dataclass
-class RunResult:
-    metrics: dict[str, float]
-    history: list[dict[str, float]] = field(default_factory=list)
-    run_id: str | None = None
-    model_dir: Path | None = None
-
-
-class FanOut:
-    """A Logger that forwards every epoch's metrics to several loggers."""
-
-    def __init__(self, loggers: list[Logger]):
-        self.loggers = loggers
-
-    def log_dict(self, payload: dict[str, float], step: int) -> None:
-        for logger in self.loggers:
-            logger.log_dict(payload, step)
-
-
-def run_training(config: RunConfig, *, run_key: str | None = None, parent_run_id: str | None = None,
-                 tags: dict[str, Any] | None = None, reporters: Sequence[Logger] = ()) -> RunResult:
-    """Fine-tune (and prune) as ``config`` says; the function the CLI and the sweep call.
-    ``reporters`` receive every epoch's metrics besides MLflow (e.g. Ray Tune)."""
-    synthetic = warn_if_synthetic(config.data)
-    raws = read_data(config)
-    tokenizer = load_tokenizer(config.model.encoder)
-    data = encode_data(config, raws, tokenizer)
-    seed_everything(config.train.seed)
-    model = build_model(config.model, config.train.tasks)
-    logger = open_run(config, run_key, parent_run_id, {"synthetic_data": synthetic, **(tags or {})})
-    try:
-        sinks = FanOut([*([logger] if logger else []), *reporters])
-        outcome = run_mode(config, model, data, tokenizer.pad_token_id, sinks, run_dir(config))
-    except BaseException as exc:
-        if logger is not None:
-            logger.close("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    if logger is not None:
-        logger.close("FINISHED")
-    return RunResult(outcome.metrics, outcome.history, logger.run_id if logger else None, outcome.model_dir)
+from ticketbert.config import ConfigError, load_config
+from ticketbert.data import DataError
+from ticketbert.run import run_training
 
 
 def main(argv: list[str] | None = None) -> int:

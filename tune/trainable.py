@@ -1,4 +1,4 @@
-"""The Ray Tune trainable: a grid point -> a run config -> ``ticketbert.train.run_training``."""
+"""The Ray Tune trainable: a grid point -> a run config -> ``ticketbert.run.run_training``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from ray import tune
 
 from ticketbert.config import RunConfig, merge, validate
-from ticketbert.train import config_digest, run_dir, run_training
+from ticketbert.run import config_digest, run_dir, run_training
 
 
 class TuneReporter:
