@@ -112,6 +112,7 @@ def test_early_bird_mode_prunes_and_resumes(tiny_run_config):
     assert result.metrics["early_bird_step"] <= 4
     assert result.metrics["achieved_sparsity"] == pytest.approx(0.25, abs=0.01)
     assert result.metrics["total_train_flops"] > result.metrics["search_train_flops"] > 0
+    assert result.metrics["final_seconds"] > 0 and result.metrics["search_seconds"] > 0
     reloaded = load_pruned(result.model_dir)
     assert sum(reloaded.encoder.config.ticketbert_structure["heads_per_layer"]) == 8 - 4  # heads: half of tiny BERT
 

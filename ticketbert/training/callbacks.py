@@ -26,6 +26,7 @@ class EarlyBirdHook(Callback):
         self.prune_seconds = 0.0
         self.search_train_flops = 0.0
         self._began: float | None = None
+        self.pruned_clock: float | None = None  # perf_counter when pruning ended, in this process
 
     def on_step_end(self, model: torch.nn.Module, step: int, optimizer: torch.optim.Optimizer,
                     totals: TrainResult) -> bool:
@@ -43,7 +44,8 @@ class EarlyBirdHook(Callback):
         self.search_seconds += started - self._began
         self.search_train_flops = totals.train_flops
         self.report = self.pruner.prune(model, optimizer=optimizer)
-        self.prune_seconds = time.perf_counter() - started
+        self.pruned_clock = time.perf_counter()
+        self.prune_seconds = self.pruned_clock - started
         self.pruned_at = step
         if self.logger is not None:
             self.logger.log_dict(self.found_metrics(), step=step)
