@@ -15,10 +15,15 @@ from ticketbert.run import config_digest, run_dir, run_training
 
 
 class TuneReporter:
-    """Sends every epoch's metrics to Tune (the loop's Logger protocol)."""
+    """Sends every epoch's metrics to Tune (the loop's Logger protocol). Step-level diagnostics
+    without the run's metric (mask distances, the ticket's figures, the dense point) go to
+    MLflow only: Tune checks every report for the metric its searcher optimises."""
+
+    metric = "dev/overall"
 
     def log_dict(self, payload: dict[str, float], step: int) -> None:
-        tune.report({**payload, "epoch": step})
+        if self.metric in payload:
+            tune.report({**payload, "epoch": step})
 
 
 def trial_config(params: dict[str, Any], searched: dict[str, Any]) -> RunConfig:
