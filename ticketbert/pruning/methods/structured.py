@@ -23,7 +23,7 @@ def reachable(unit_sizes: list[torch.Tensor], total: int, keep_one: bool) -> flo
 class Structured(Method):
     """Removes whole units of ``unit``; ``layers`` keeps at least one layer."""
 
-    criteria = ("l1", "taylor", "loss_increment")
+    criteria = ("l1", "taylor", "loss_increment", "fisher", "fisher_batch")
 
     def __init__(self, unit: UnitKind, default_criterion: str):
         self.unit, self.name, self.default_criterion = unit, unit.name, default_criterion
