@@ -10,7 +10,7 @@ import torch
 from conftest import tiny_config
 from ticketbert.data import collate
 from ticketbert.models.families import find_encoder
-from ticketbert.pruning import Calibration, make_calibration, score
+from ticketbert.pruning import Calibration, make_calibration, plan, prune, score
 from ticketbert.pruning.calibration import task_loss
 from ticketbert.pruning.units import UNIT_KINDS
 
@@ -57,3 +57,228 @@ def test_fisher_counts_its_passes(tiny_model, tiny_task_data, tokenizer):
     calibration = make_calibration(tiny_task_data, 8, pad_id=tokenizer.pad_token_id)
     fisher, taylor = (score(tiny_model, "ffn", c, calibration) for c in ("fisher", "taylor"))
     assert fisher.flops == taylor.flops > 0
+
+
+# -- heads+ffn: one budget over both kinds -------------------------------------------------------
+
+def random_values(scores, seed):
+    generator = torch.Generator().manual_seed(seed)
+    scores.values = {k: [torch.rand(v.numel(), generator=generator) ** 3 for v in vs] for k, vs in scores.values.items()}
+    return scores
+
+
+def kept_value_and_cost(scores, prune_plan, costs):
+    value = cost = 0.0
+    for kind in ("heads", "ffn"):
+        for layer, (v, c) in enumerate(zip(scores.values[kind], costs[kind])):
+            keep = [u for u in range(v.numel()) if u not in prune_plan.removed_by_kind[kind].get(layer, [])]
+            value += float(v[keep].double().sum())
+            cost += float(c[keep].double().sum())
+    return value, cost
+
+
+def brute_force(scores, costs, budget, round_to):
+    """Every subset of heads x every per-layer count of kept neuron blocks (each layer's best)."""
+    heads = [(layer, h) for layer, v in enumerate(scores.values["heads"]) for h in range(v.numel())]
+    ffn_values = [torch.sort(v.double(), descending=True).values for v in scores.values["ffn"]]
+    neuron_cost = [float(c[0]) for c in costs["ffn"]]
+    best = -1.0
+    counts = [range(0, v.numel() + 1, round_to) for v in ffn_values]
+    for mask in itertools.product([0, 1], repeat=len(heads)):
+        kept = [u for u, m in zip(heads, mask) if m]
+        head_value = sum(float(scores.values["heads"][i][h]) for i, h in kept)
+        head_cost = sum(float(costs["heads"][i][h]) for i, h in kept)
+        if head_cost > budget + 1e-6:
+            continue
+        for per_layer in itertools.product(*counts):
+            cost = head_cost + sum(n * c for n, c in zip(per_layer, neuron_cost))
+            if cost <= budget + 1e-6:
+                best = max(best, head_value + sum(float(v[:n].sum()) for v, n in zip(ffn_values, per_layer)))
+    return best
+
+
+@pytest.mark.parametrize("budget_kind, round_to, sparsity, seed", [
+    ("flops", 16, 0.3, 0), ("flops", 16, 0.55, 1), ("weights", 16, 0.4, 2), ("flops", 32, 0.7, 3),
+])
+def test_joint_plan_is_the_brute_force_optimum(tiny_model, tiny_task_data, tokenizer, budget_kind, round_to,
+                                               sparsity, seed):
+    calibration = make_calibration(tiny_task_data, 4, pad_id=tokenizer.pad_token_id)
+    scores = random_values(score(tiny_model, "heads+ffn", "fisher", calibration), seed)
+    costs = scores.unit_flops if budget_kind == "flops" else scores.unit_sizes
+    total = sum(float(c.sum()) for k in costs for c in costs[k])
+    assert total == pytest.approx(scores.total_flops if budget_kind == "flops" else scores.total)
+    prune_plan = plan(scores, sparsity, budget=budget_kind, round_to=round_to)
+    value, cost = kept_value_and_cost(scores, prune_plan, costs)
+    assert cost <= (1 - sparsity) * total + 1e-6
+    assert value == pytest.approx(brute_force(scores, costs, (1 - sparsity) * total, round_to), rel=1e-9)
+    for layer, removed in prune_plan.removed_by_kind["ffn"].items():
+        assert (64 - len(removed)) % round_to == 0
+
+
+def test_joint_plan_equals_full_enumeration_on_a_very_tiny_model():
+    """1 layer, 2 heads, 6 neurons: every subset of the 8 units."""
+    from transformers import BertModel
+    torch.manual_seed(0)
+    model = BertModel(tiny_config(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=6),
+                      add_pooling_layer=False).eval()
+    batches = [{"input_ids": torch.randint(1000, 2000, (3, 5))}]
+    scores = score(model, "heads+ffn", "fisher", batches, loss_fn=lambda m, b: m(**b).last_hidden_state.pow(2).mean())
+    for seed in range(5):
+        random_values(scores, seed)
+        units = [(k, u, float(scores.values[k][0][u]), float(scores.unit_flops[k][0][u]))
+                 for k in ("heads", "ffn") for u in range(scores.values[k][0].numel())]
+        for sparsity in (0.1, 0.35, 0.6, 0.9):
+            budget = (1 - sparsity) * scores.total_flops
+            best = max(sum(u[2] for u, m in zip(units, mask) if m)
+                       for mask in itertools.product([0, 1], repeat=len(units))
+                       if sum(u[3] for u, m in zip(units, mask) if m) <= budget + 1e-6)
+            value, _ = kept_value_and_cost(scores, plan(scores, sparsity), scores.unit_flops)
+            assert value == pytest.approx(best, rel=1e-9), (seed, sparsity)
+
+
+def test_joint_prune_reports_sparsity_and_flops(tiny_model, tiny_task_data, tokenizer):
+    calibration = make_calibration(tiny_task_data, 8, pad_id=tokenizer.pad_token_id)
+    report = prune(tiny_model, "heads+ffn", 0.4, data=calibration)
+    assert report.criterion == "fisher"
+    assert 0.4 <= report.flops_reduction < 0.4 + 0.1  # one head is 1/8 of the FLOPs of tiny BERT
+    assert report.metrics()["flops_reduction"] == report.flops_reduction
+    removed = report.removed_by_kind
+    encoder = find_encoder(tiny_model)
+    assert UNIT_KINDS["heads"].counts(encoder) == [4 - len(removed["heads"].get(i, [])) for i in range(2)]
+    assert UNIT_KINDS["ffn"].counts(encoder) == [64 - len(removed["ffn"].get(i, [])) for i in range(2)]
+    assert 0 < report.achieved_sparsity < 1
+
+
+def test_joint_cuts_keep_the_optimizer_in_step(tiny_model, tiny_task_data, tokenizer):
+    calibration = make_calibration(tiny_task_data, 8, pad_id=tokenizer.pad_token_id)
+    optimizer = torch.optim.AdamW(tiny_model.parameters(), lr=1e-3)
+    task_loss(tiny_model, calibration.batches[0]).backward()
+    optimizer.step()
+    report = prune(tiny_model, "heads+ffn", 0.5, data=calibration, optimizer=optimizer, round_to=8)
+    assert {id(c.new) for c in report.cuts} <= {id(p) for g in optimizer.param_groups for p in g["params"]}
+    kinds = {c.new.shape for c in report.cuts}
+    assert len(kinds) > 1
+    optimizer.zero_grad()
+    task_loss(tiny_model, calibration.batches[0]).backward()
+    optimizer.step()  # shapes of state and parameters agree
+
+
+# -- lstsq repair --------------------------------------------------------------------------------
+
+def projection_error(dense, pruned, calibration, kind, layer):
+    """Sum over calibration tokens of ||W_pruned x_pruned - W_dense x_dense||^2 at one layer's
+    output projection (bias excluded), measured with hooks on the two models."""
+    outputs = {}
+    handles = []
+    for name, model in (("dense", dense), ("pruned", pruned)):
+        linear = UNIT_KINDS[kind].output_projection(find_encoder(model), layer)
+        handles.append(linear.register_forward_hook(
+            lambda m, args, out, name=name: outputs.setdefault(name, []).append((out - m.bias).detach())))
+    error = 0.0
+    with torch.no_grad():
+        for batch in calibration.batches:
+            outputs.clear()
+            task_loss(dense, batch), task_loss(pruned, batch)
+            mask = batch[1].attention_mask.bool()
+            error += float((outputs["pruned"][0] - outputs["dense"][0])[mask].double().pow(2).sum())
+    for handle in handles:
+        handle.remove()
+    return error
+
+
+def joint_plan(model, calibration, sparsity=0.45):
+    return plan(score(model, "heads+ffn", "fisher", calibration), sparsity, round_to=8)
+
+
+def test_repair_leaves_unpruned_layers_unchanged(tiny_model, tiny_task_data, tokenizer):
+    from ticketbert.pruning import Plan, apply
+    calibration = make_calibration(tiny_task_data, 8, pad_id=tokenizer.pad_token_id)
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    nothing = Plan("heads+ffn", "fisher", 0.0, removed_by_kind={"heads": {}, "ffn": {}})
+    report = apply(tiny_model, nothing, repair="lstsq", data=calibration)
+    assert report.repair.scales == {}
+    assert all(torch.equal(v, before[k]) for k, v in tiny_model.state_dict().items())
+    # pruning layer 1 only: layer 0 (nothing pruned in or before it) keeps its weights exactly
+    only_last = Plan("heads+ffn", "fisher", 0.1, removed_by_kind={"heads": {1: [2]}, "ffn": {1: list(range(16))}})
+    apply(tiny_model, only_last, repair="lstsq", data=calibration)
+    for name, value in tiny_model.state_dict().items():
+        if "layer.0." in name:
+            assert torch.equal(value, before[name]), name
+    assert set(UNIT_KINDS["heads"].counts(find_encoder(tiny_model))) == {4, 3}
+
+
+def test_repair_lowers_each_layer_error_on_calibration_data(tiny_model, tiny_task_data, tokenizer):
+    calibration = make_calibration(tiny_task_data, 16, pad_id=tokenizer.pad_token_id)
+    prune_plan = joint_plan(tiny_model, calibration)
+    plain, repaired = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model)
+    from ticketbert.pruning import apply
+    apply(plain, prune_plan)
+    report = apply(repaired, prune_plan, repair="lstsq", data=calibration)
+    assert report.repair.error_after and all(report.repair.error_after[s] < report.repair.error_before[s]
+                                             for s in report.repair.error_after)
+    # layer 0 sees the same inputs in all three models: its error is measured directly
+    for kind in ("heads", "ffn"):
+        if prune_plan.removed_by_kind[kind].get(0):
+            plain_error = projection_error(tiny_model, plain, calibration, kind, 0)
+            repaired_error = projection_error(tiny_model, repaired, calibration, kind, 0)
+            assert repaired_error < plain_error
+            assert repaired_error == pytest.approx(report.repair.error_after[(0, kind)], rel=1e-3)
+    # and the repaired model's calibration loss moves towards the dense one
+    assert abs(calibration.loss(repaired) - calibration.loss(tiny_model)) < abs(
+        calibration.loss(plain) - calibration.loss(tiny_model))
+
+
+def test_folded_repair_equals_scaled_gates_after_removal(tiny_model, tiny_task_data, tokenizer, tmp_path):
+    from ticketbert.pruning import apply, load_pruned, save_pruned
+    calibration = make_calibration(tiny_task_data, 16, pad_id=tokenizer.pad_token_id)
+    prune_plan = joint_plan(tiny_model, calibration)
+    gated = copy.deepcopy(tiny_model)
+    report = apply(tiny_model, prune_plan, repair="lstsq", data=calibration)
+    assert report.repair.scales
+    encoder = find_encoder(gated)
+    batch = collate(tiny_task_data["sts"].dev, list(range(6)), tokenizer.pad_token_id)
+    with UNIT_KINDS["heads"].gates(encoder) as heads, UNIT_KINDS["ffn"].gates(encoder) as ffn, torch.no_grad():
+        for kind, gates in (("heads", heads), ("ffn", ffn)):
+            for layer, gate in enumerate(gates):
+                removed = prune_plan.removed_by_kind[kind].get(layer, [])
+                kept = [u for u in range(gate.numel()) if u not in removed]
+                gate[removed] = 0.0
+                if layer in report.repair.scales.get(kind, {}):
+                    gate[kept] = report.repair.scales[kind][layer]
+        expected = {task: gated(task, batch) for task in ("sts", "para")}
+    with torch.no_grad():
+        for task, want in expected.items():
+            torch.testing.assert_close(tiny_model(task, batch), want, atol=1e-5, rtol=1e-5)
+    reloaded = load_pruned(save_pruned(tiny_model, tmp_path / "repaired"))
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded.eval()("sts", batch), expected["sts"], atol=1e-5, rtol=1e-5)
+
+
+def test_ill_conditioned_layer_is_left_unrepaired_with_a_warning(tiny_model, tiny_task_data, tokenizer):
+    from ticketbert.pruning import Plan, apply
+    calibration = make_calibration(tiny_task_data, 8, pad_id=tokenizer.pad_token_id)
+    with torch.no_grad():  # layer 0's FFN contributes nothing: its least-squares system is all zeros
+        find_encoder(tiny_model).layers()[0].output.dense.weight.zero_()
+    removals = {"heads": {}, "ffn": {0: list(range(8)), 1: list(range(8))}}
+    with pytest.warns(UserWarning, match=r"left unrepaired .*: layer 0 ffn$"):
+        report = apply(tiny_model, Plan("heads+ffn", "fisher", 0.1, removed_by_kind=removals), repair="lstsq",
+                       data=calibration)
+    assert report.repair.unrepaired == ["layer 0 ffn"] and 1 in report.repair.scales["ffn"]
+
+
+def test_bad_options_are_one_line_errors(tiny_model, tiny_task_data, tokenizer):
+    calibration = make_calibration(tiny_task_data, 4, pad_id=tokenizer.pad_token_id)
+    cases = [
+        (dict(method="heads+ffn", budget="params"), "budget must be one of flops, weights, got 'params'"),
+        (dict(method="heads+ffn", round_to=0), "round_to must be >= 1, got 0"),
+        (dict(method="ffn", budget="flops"), "budget applies to method 'heads\\+ffn' only, not 'ffn'"),
+        (dict(method="heads+ffn", criterion="l1"), "method 'heads\\+ffn' ranks units by fisher, .*got criterion 'l1'"),
+        (dict(method="heads+ffn", repair="svd"), "repair must be one of lstsq \\(or None\\), got 'svd'"),
+        (dict(method="layers", repair="lstsq"), "repair 'lstsq' rescales kept heads and FFN neurons: method must be"),
+        (dict(method="heads+ffn", scope="layer"), "scope must be 'global', got 'layer'"),
+    ]
+    for kwargs, message in cases:
+        method = kwargs.pop("method")
+        with pytest.raises(ValueError, match=message) as error:
+            prune(copy.deepcopy(tiny_model), method, 0.3, data=calibration, **kwargs)
+        assert "\n" not in str(error.value)

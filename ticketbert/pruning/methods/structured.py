@@ -42,7 +42,7 @@ class Structured(Method):
         return Scores(self.name, criterion, values, self.unit.weight_counts(encoder),
                       count_prunable(model, nonzero=False), flops)
 
-    def plan(self, scores: Scores, sparsity: float, scope: str, exclude=None) -> Plan:
+    def plan(self, scores: Scores, sparsity: float, scope: str, exclude=None, **options) -> Plan:
         limit = reachable(scores.unit_sizes, scores.total, self.keep_one)
         if sparsity > limit + 1e-9:
             raise ValueError(f"method {self.name!r} can remove at most {limit:.1%} of the prunable encoder "
