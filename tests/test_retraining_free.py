@@ -282,3 +282,73 @@ def test_bad_options_are_one_line_errors(tiny_model, tiny_task_data, tokenizer):
         with pytest.raises(ValueError, match=message) as error:
             prune(copy.deepcopy(tiny_model), method, 0.3, data=calibration, **kwargs)
         assert "\n" not in str(error.value)
+
+
+# -- distilled recovery --------------------------------------------------------------------------
+
+def test_distill_losses_against_their_definitions():
+    from ticketbert.tasks import get_task
+    torch.manual_seed(0)
+    student, teacher, temperature = torch.randn(6, 5), torch.randn(6, 5), 3.0
+    p, q = torch.softmax(teacher / temperature, -1), torch.softmax(student / temperature, -1)
+    expected = (p * (p.log() - q.log())).sum(-1).mean() * temperature ** 2
+    assert float(get_task("sst").distill_loss(student, teacher, temperature)) == pytest.approx(float(expected), rel=1e-5)
+    s, t = torch.randn(7), torch.randn(7)
+    p, q = torch.sigmoid(t / temperature), torch.sigmoid(s / temperature)
+    expected = (p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()).mean() * temperature ** 2
+    assert float(get_task("para").distill_loss(s, t, temperature)) == pytest.approx(float(expected), rel=1e-5)
+    assert float(get_task("sts").distill_loss(s, t, temperature)) == pytest.approx(float((s - t).pow(2).mean()))
+    for task in ("sst", "para"):  # zero when the student matches the teacher
+        same = teacher if task == "sst" else t
+        assert float(get_task(task).distill_loss(same, same, temperature)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_distiller_adds_alpha_times_distillation_to_the_task_loss(tiny_model, tiny_task_data, tokenizer):
+    from ticketbert.pruning.distill import Distiller
+    from ticketbert.tasks import get_task
+    teacher = copy.deepcopy(tiny_model)
+    prune(tiny_model, "ffn", 0.3, criterion="l1")
+    for task in ("sst", "para", "sts"):
+        batch = collate(tiny_task_data[task].train, list(range(5)), tokenizer.pad_token_id)
+        distiller = Distiller(teacher, alpha=0.7, temperature=2.0)
+        with torch.no_grad():
+            got = distiller(tiny_model, task, batch)
+            out, ref = tiny_model(task, batch), teacher(task, batch)
+            want = get_task(task).loss(out, batch.labels) + 0.7 * get_task(task).distill_loss(out, ref, 2.0)
+        assert float(got) == pytest.approx(float(want), rel=1e-6)
+        assert distiller.teacher_flops > 0
+
+
+def test_posthoc_joint_repair_and_distilled_recovery_through_the_config(tiny_run_config, tmp_path):
+    from ticketbert.config import load_config
+    from ticketbert.train import run_training
+    base = ["data.source=synthetic", "data.synthetic_examples=48", "data.train_eval_examples=16", "train.epochs=1",
+            "train.lr=1e-3", "train.progress=false", "train.tasks=[sts]", f"output_dir={tmp_path / 'runs'}",
+            f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "prune.method=heads+ffn", "prune.criterion=fisher",
+            "prune.sparsity=0.4", "prune.repair=lstsq", "prune.round_to=8", "prune.calibration_examples=16",
+            "prune.recovery_epochs=1", "prune.distill_alpha=0.5", "prune.distill_temperature=2"]
+    config = load_config(None, [f"model.encoder={tiny_run_config.model.encoder}", *base])
+    metrics = run_training(config).metrics
+    assert metrics["flops_reduction"] >= 0.4 and metrics["recovery_teacher_flops"] > 0
+    assert "dev/pearson" in metrics and metrics["repair_unrepaired_layers"] == 0
+    from ticketbert.config import ConfigError
+    for bad, message in [("prune.budget=params", "prune.budget: Input should be 'flops' or 'weights'"),
+                         ("prune.repair=svd", "prune.repair: Input should be 'lstsq'"),
+                         ("prune.method=layers", "prune.repair: lstsq rescales heads and FFN neurons"),
+                         ("prune.round_to=0", "prune.round_to: Input should be greater than or equal to 1"),
+                         ("prune.recovery_epochs=0", "distill_alpha distils during recovery")]:
+        with pytest.raises(ConfigError, match=message) as error:
+            load_config(None, [f"model.encoder={tiny_run_config.model.encoder}", *base, bad])
+        assert len(str(error.value).splitlines()) == 1
+
+
+def test_sweep_grid_accepts_the_new_options_and_rejects_misfits():
+    from ticketbert.config import ConfigError
+    from tune.config import load_sweep_config
+    config = load_sweep_config(None, ["grid.methods=[heads+ffn,ffn]", "grid.criteria={heads+ffn: fisher, ffn: fisher}",
+                                      "prune.repair=lstsq", "prune.recovery_epochs=1", "prune.distill_alpha=1"])
+    assert {(t["method"], t["criterion"]) for t in config.trials()} == {("heads+ffn", "fisher"), ("ffn", "fisher")}
+    with pytest.raises(ConfigError, match="grid.methods: magnitude with base.prune: prune.repair: lstsq rescales"):
+        load_sweep_config(None, ["grid.methods=[magnitude,ffn]", "prune.repair=lstsq"])
+    with pytest.raises(ConfigError, match="grid.methods: heads\\+ffn with base.prune: .*prune.mode must be posthoc"):
+        load_sweep_config(None, ["grid.methods=[heads+ffn]", "grid.mode=early_bird"])

@@ -62,6 +62,10 @@ class Method:
               include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Scores:
         raise NotImplementedError
 
+    def scores_from(self, model: nn.Module, criterion: str, values, flops: float = 0.0) -> Scores:
+        """``Scores`` of ``model`` around already computed unit ``values`` (e.g. read from a cache)."""
+        raise NotImplementedError
+
     def plan(self, scores: Scores, sparsity: float, scope: str,
              exclude: dict[int, list[int]] | None = None, **options) -> Plan:
         """``options``: method-specific planning options (``heads+ffn``: budget, round_to)."""

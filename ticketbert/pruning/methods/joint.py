@@ -98,6 +98,10 @@ class HeadsAndFfn(Method):
         values = {kind: chosen(model, encoder, UNIT_KINDS[kind], calibration) for kind in KINDS}
         passes = sum(chosen.passes(v) for v in values.values())
         flops = passes * calibration.tokens * flops_per_token(model, FLOPS_SEQ_LEN) if calibration and passes else 0.0
+        return self.scores_from(model, criterion, values, flops)
+
+    def scores_from(self, model, criterion, values, flops=0.0) -> Scores:
+        encoder = require_encoder(model, f"method {self.name!r}")
         return Scores(self.name, criterion, values, {k: UNIT_KINDS[k].weight_counts(encoder) for k in KINDS},
                       count_prunable(model, nonzero=False), flops,
                       unit_flops={k: unit_flops(encoder, k) for k in KINDS},

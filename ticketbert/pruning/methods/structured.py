@@ -39,6 +39,10 @@ class Structured(Method):
         values = chosen(model, encoder, self.unit, calibration)
         passes = chosen.passes(values)
         flops = passes * calibration.tokens * flops_per_token(model, FLOPS_SEQ_LEN) if calibration and passes else 0.0
+        return self.scores_from(model, criterion, values, flops)
+
+    def scores_from(self, model, criterion, values, flops=0.0) -> Scores:
+        encoder = require_encoder(model, f"method {self.name!r}")
         return Scores(self.name, criterion, values, self.unit.weight_counts(encoder),
                       count_prunable(model, nonzero=False), flops)
 
