@@ -16,6 +16,7 @@ Single-kind methods are planned at the weight sparsity that removes the target s
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 from scipy import stats
 
-from bench.common import save
+from bench.common import RESULTS, save
 from ticketbert.config import PruneConfig, load_config
 from ticketbert.measure import prune_and_measure
 from ticketbert.models import load_tokenizer
@@ -114,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration-examples", type=int, default=512)
     parser.add_argument("--spearman-examples", type=int, default=128)
     parser.add_argument("--ffn-sample", type=int, default=256)
-    parser.add_argument("--skip", nargs="*", default=[], help="variant names to leave out")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="run only these variant names (the others keep their rows in the results file)")
+    parser.add_argument("--no-spearman", action="store_true", help="keep the results file's Spearman table")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
     config = load_config(args.config, ["data.train_eval_examples=200", *args.overrides])
@@ -131,9 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{task}: dense {primary} {dense_dev:.4f}; calibration {calibration.examples} examples", flush=True)
     payload: dict[str, Any] = {"task": task, "model": str(args.model), "metric": primary, "dense": dense_dev,
                                "calibration_examples": calibration.examples, "variants": {}}
+    previous = RESULTS / f"retraining_free_{task}.json"
+    if args.only is not None and previous.is_file():  # a partial rerun updates the earlier results
+        kept = json.loads(previous.read_text())
+        payload["variants"] = {k: v for k, v in kept.get("variants", {}).items() if k not in args.only}
+        payload["spearman"] = kept.get("spearman")
     score_cache: dict[tuple[str, str], tuple[Any, float]] = {}
     for variant in variants(args.recovery_levels):
-        if variant["name"] in args.skip:
+        if args.only is not None and variant["name"] not in args.only:
             continue
         key = (variant["method"], variant["criterion"])
         if key not in score_cache:
@@ -162,9 +170,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['speedup']:.2f}x vs FLOPs {row['flops_speedup']:.2f}x; score {scoring_seconds:.1f}s search "
                   f"{row['search_seconds']:.2f}s repair {row['repair_seconds']:.1f}s)", flush=True)
         payload["variants"][variant["name"]] = {"rows": rows, "kept_flops_reduction": threshold(rows, dense_dev)}
+        order = [v["name"] for v in variants(args.recovery_levels)]
+        payload["variants"] = dict(sorted(payload["variants"].items(), key=lambda kv: order.index(kv[0])))
         save(f"retraining_free_{task}", payload)
-    payload["spearman"] = spearman_table(dense, data, pad_id, args.spearman_examples, args.ffn_sample,
-                                         config.train.seed)
+    if not args.no_spearman:
+        payload["spearman"] = spearman_table(dense, data, pad_id, args.spearman_examples, args.ffn_sample,
+                                             config.train.seed)
     path = save(f"retraining_free_{task}", payload)
     print(markdown(payload))
     print(f"written to {path}")

@@ -165,22 +165,24 @@ def test_joint_cuts_keep_the_optimizer_in_step(tiny_model, tiny_task_data, token
 
 # -- lstsq repair --------------------------------------------------------------------------------
 
-def projection_error(dense, pruned, calibration, kind, layer):
-    """Sum over calibration tokens of ||W_pruned x_pruned - W_dense x_dense||^2 at one layer's
-    output projection (bias excluded), measured with hooks on the two models."""
-    outputs = {}
-    handles = []
+def sublayer_error(dense, pruned, calibration, kind, layer):
+    """Sum over calibration tokens of ||(W x + r)_pruned - (W x + r)_dense||^2 at one layer's
+    output projection (r: the residual its block adds before LayerNorm; bias excluded), measured
+    with hooks on the two models."""
+    outputs, handles = {}, []
     for name, model in (("dense", dense), ("pruned", pruned)):
-        linear = UNIT_KINDS[kind].output_projection(find_encoder(model), layer)
+        encoder = find_encoder(model)
+        linear = UNIT_KINDS[kind].output_projection(encoder, layer)
+        block = UNIT_KINDS[kind].output_block(encoder, layer)
+        handles.append(block.register_forward_pre_hook(lambda m, args, name=name: outputs.__setitem__(name, args[1])))
         handles.append(linear.register_forward_hook(
-            lambda m, args, out, name=name: outputs.setdefault(name, []).append((out - m.bias).detach())))
+            lambda m, args, out, name=name: outputs.__setitem__(name, outputs[name] + out - m.bias)))
     error = 0.0
     with torch.no_grad():
         for batch in calibration.batches:
-            outputs.clear()
             task_loss(dense, batch), task_loss(pruned, batch)
             mask = batch[1].attention_mask.bool()
-            error += float((outputs["pruned"][0] - outputs["dense"][0])[mask].double().pow(2).sum())
+            error += float((outputs["pruned"] - outputs["dense"])[mask].double().pow(2).sum())
     for handle in handles:
         handle.remove()
     return error
@@ -216,13 +218,13 @@ def test_repair_lowers_each_layer_error_on_calibration_data(tiny_model, tiny_tas
     report = apply(repaired, prune_plan, repair="lstsq", data=calibration)
     assert report.repair.error_after and all(report.repair.error_after[s] < report.repair.error_before[s]
                                              for s in report.repair.error_after)
-    # layer 0 sees the same inputs in all three models: its error is measured directly
-    for kind in ("heads", "ffn"):
-        if prune_plan.removed_by_kind[kind].get(0):
-            plain_error = projection_error(tiny_model, plain, calibration, kind, 0)
-            repaired_error = projection_error(tiny_model, repaired, calibration, kind, 0)
-            assert repaired_error < plain_error
-            assert repaired_error == pytest.approx(report.repair.error_after[(0, kind)], rel=1e-3)
+    # layer 0's attention sees the same inputs in all three models: its error is measured directly
+    assert prune_plan.removed_by_kind["heads"].get(0)
+    plain_error = sublayer_error(tiny_model, plain, calibration, "heads", 0)
+    repaired_error = sublayer_error(tiny_model, repaired, calibration, "heads", 0)
+    assert repaired_error < plain_error
+    assert plain_error == pytest.approx(report.repair.error_before[(0, "heads")], rel=1e-3)
+    assert repaired_error == pytest.approx(report.repair.error_after[(0, "heads")], rel=1e-3)
     # and the repaired model's calibration loss moves towards the dense one
     assert abs(calibration.loss(repaired) - calibration.loss(tiny_model)) < abs(
         calibration.loss(plain) - calibration.loss(tiny_model))

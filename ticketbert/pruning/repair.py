@@ -5,8 +5,11 @@ model is a plain smaller model).
 
 Layer by layer (heads before the FFN of each layer, layers in order), on the calibration
 tokens (padding excluded): with ``x`` the input of the unit's output projection ``W`` in the
-model pruned and repaired so far, and ``t = W x_dense`` the dense model's projection result
-(bias excluded: it is unchanged), the scales ``s`` of the kept units K solve
+model pruned and repaired so far, ``r`` the residual that the sublayer's output is added to
+(before its LayerNorm), and ``t = W x_dense + r_dense - r`` (Kwon et al. 2022's layer-wise
+reconstruction: the sublayer output ``W x + r`` of the pruned model should match the dense
+one's, which also compensates what earlier pruning changed in the residual stream; the bias is
+unchanged and cancels), the scales ``s`` of the kept units K solve
 
     min_s  sum_tokens || sum_{u in K} s_u W[:, u] x[u] - t ||^2  +  lambda ||s - 1||^2,
 
@@ -15,8 +18,11 @@ unit: a head's ``head_size`` columns, a neuron's one). ``lambda = damping x mean
 towards 1 (no repair), so a layer with nothing pruned upstream or in it keeps its scales at 1
 exactly (it is skipped). A layer whose system is not positive definite, whose solution is not
 finite, or whose solution does not lower the calibration error is left unrepaired (one warning
-names those layers). Cost: one dense forward pass plus one pass per pruned layer and kind,
-stopped at that layer; no gradient.
+names those layers). The residual is read where the module around the output projection is
+called with it as its second argument (BERT layout, DeBERTa); in other families (DistilBERT,
+ModernBERT add it in the layer) ``r`` is taken as 0 and only the projection result is matched.
+Cost: one dense forward pass plus one pass per pruned layer and kind, stopped at that layer;
+no gradient.
 """
 
 from __future__ import annotations
@@ -69,6 +75,17 @@ def _capture(module: nn.Module, sink, stop: bool):
     return module.register_forward_pre_hook(hook)
 
 
+def _capture_residual(block: nn.Module, projection: nn.Module, sink):
+    """A pre-hook on ``block`` handing its residual argument (the second tensor, shaped like the
+    projection's output) to ``sink``, or None when it has none."""
+    def hook(_, args):
+        residual = args[1] if len(args) > 1 and isinstance(args[1], torch.Tensor) else None
+        fits = residual is not None and residual.shape[:-1] == args[0].shape[:-1] and \
+            residual.shape[-1] == projection.weight.shape[0]
+        sink(residual if fits else None)
+    return block.register_forward_pre_hook(hook)
+
+
 def _run(model: nn.Module, calibration: Calibration, batch) -> None:
     """One forward pass of ``batch`` (through the user's loss function), stopped early by a hook."""
     try:
@@ -96,15 +113,25 @@ def repair_lstsq(model: nn.Module, encoder: Encoder, removals: dict[str, dict[in
     kinds = [k for k in KIND_ORDER if k in removals]
     stages = [(layer, kind) for layer in range(len(encoder.layers())) for kind in kinds]
     projections = {(layer, kind): UNIT_KINDS[kind].output_projection(encoder, layer) for layer, kind in stages}
+    blocks = {(layer, kind): UNIT_KINDS[kind].output_block(encoder, layer) for layer, kind in stages}
     result = RepairResult()
 
-    # the dense model's projection results on every calibration token, per stage and batch
+    # the dense model's sublayer outputs W x + r (bias excluded) on every calibration token
     targets: dict[tuple[int, str], list[torch.Tensor]] = {stage: [] for stage in stages}
     for batch in calibration.batches:
         mask = batch_attention_mask(batch)
-        handles = [_capture(projections[stage], lambda x, s=stage: targets[s].append(
-            (_tokens(x, mask).float() @ effective_weight(projections[s]).float().T).cpu()), stage == stages[-1])
-            for stage in stages]
+        residuals: dict[tuple[int, str], torch.Tensor | None] = {}
+
+        def target(x, stage):
+            value = _tokens(x, mask).float() @ effective_weight(projections[stage]).float().T
+            if residuals.get(stage) is not None:
+                value = value + _tokens(residuals[stage], mask).float()
+            targets[stage].append(value.cpu())
+
+        handles = [_capture_residual(blocks[stage], projections[stage], lambda r, s=stage: residuals.__setitem__(s, r))
+                   for stage in stages]
+        handles += [_capture(projections[stage], lambda x, s=stage: target(x, s), stage == stages[-1])
+                    for stage in stages]
         try:
             _run(model, calibration, batch)
         finally:
@@ -128,8 +155,9 @@ def repair_lstsq(model: nn.Module, encoder: Encoder, removals: dict[str, dict[in
             kept = torch.tensor([u for u in range(total) if u not in removed], dtype=torch.long)
             if not len(kept):
                 continue
-            scales, before, after = _solve_stage(model, calibration, projections[stage], targets.pop(stage),
-                                                 UNIT_KINDS[kind].width(encoder, layer), total, kept, damping)
+            scales, before, after = _solve_stage(model, calibration, projections[stage], blocks[stage],
+                                                 targets.pop(stage), UNIT_KINDS[kind].width(encoder, layer), total,
+                                                 kept, damping)
             if scales is None:
                 result.unrepaired.append(f"layer {layer} {kind}")
                 continue
@@ -159,8 +187,8 @@ def repair_lstsq(model: nn.Module, encoder: Encoder, removals: dict[str, dict[in
     return result
 
 
-def _solve_stage(model: nn.Module, calibration: Calibration, projection: nn.Module, targets: list[torch.Tensor],
-                 width: int, total: int, kept: torch.Tensor,
+def _solve_stage(model: nn.Module, calibration: Calibration, projection: nn.Module, block: nn.Module,
+                 targets: list[torch.Tensor], width: int, total: int, kept: torch.Tensor,
                  damping: float) -> tuple[torch.Tensor | None, float, float]:
     """Scales of the ``kept`` units of one layer (None when the solve is not trusted), with the
     calibration error before and after."""
@@ -172,12 +200,17 @@ def _solve_stage(model: nn.Module, calibration: Calibration, projection: nn.Modu
     for batch, target in zip(calibration.batches, targets):
         mask = batch_attention_mask(batch)
         seen: list[torch.Tensor] = []
-        handle = _capture(projection, lambda x: seen.append(_tokens(x, mask).float()), True)
+        residual: list[torch.Tensor | None] = []
+        handles = [_capture_residual(block, projection, residual.append),
+                   _capture(projection, lambda x: seen.append(_tokens(x, mask).float()), True)]
         try:
             _run(model, calibration, batch)
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
         x = seen[0].cpu()
+        if residual[0] is not None:  # what W x must make up for: the dense output minus this residual
+            target = target - _tokens(residual[0], mask).float().cpu()
         inputs_gram += (x.T @ x).double()
         cross += (x * (target @ weight.cpu())).sum(0).double()
         target_norm += float(target.double().pow(2).sum())

@@ -132,6 +132,13 @@ class _WidthUnits(UnitKind):
     def output_projection(self, encoder: Encoder, index: int) -> nn.Module:
         return self._projections(encoder)[1].linear(encoder.layers()[index])
 
+    def output_block(self, encoder: Encoder, index: int) -> nn.Module:
+        """The module around ``output_projection`` (BERT layout: ``attention.output`` / ``output``,
+        called with the projection input and the residual)."""
+        parent, _, _ = self._projections(encoder)[1].path.rpartition(".")
+        layer = encoder.layers()[index]
+        return layer.get_submodule(parent) if parent else layer
+
     def width(self, encoder: Encoder, index: int) -> int:
         return self._width(encoder, encoder.layers()[index])
 
