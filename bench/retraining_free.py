@@ -192,7 +192,10 @@ def markdown(payload: dict[str, Any]) -> str:
         by_level = {row["level"]: row for row in variant["rows"]}
         cells = [f"{by_level[level]['dev']:.3f}" if level in by_level else "-" for level in levels]
         at40 = by_level.get(0.4)
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {variant['kept_flops_reduction']:.0%} | "
+        lowest = min(by_level) if by_level else 0.0
+        kept = variant["kept_flops_reduction"]
+        shown = f"< {lowest:.0%} (lower levels not run)" if kept == 0.0 and lowest > 0.1 else f"{kept:.0%}"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {shown} | "
                      + (f"{at40['speedup']:.2f}x ({at40['flops_speedup']:.2f}x FLOPs)" if at40 else "-") + " |")
     return "\n".join(lines)
 

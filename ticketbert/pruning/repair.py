@@ -27,6 +27,7 @@ no gradient.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -138,35 +139,33 @@ def repair_lstsq(model: nn.Module, encoder: Encoder, removals: dict[str, dict[in
             for handle in handles:
                 handle.remove()
 
-    contexts = {kind: UNIT_KINDS[kind].gates(encoder) for kind in kinds}
-    gates = {kind: context.__enter__() for kind, context in contexts.items()}
     try:
-        for kind in kinds:
-            for layer, units in removals[kind].items():
-                gates[kind][layer][units] = 0.0
-        changed = False
-        for stage in stages:
-            layer, kind = stage
-            removed = set(removals[kind].get(layer, []))
-            changed = changed or bool(removed)
-            if not changed:
-                continue
-            total = gates[kind][layer].numel()
-            kept = torch.tensor([u for u in range(total) if u not in removed], dtype=torch.long)
-            if not len(kept):
-                continue
-            scales, before, after = _solve_stage(model, calibration, projections[stage], blocks[stage],
-                                                 targets.pop(stage), UNIT_KINDS[kind].width(encoder, layer), total,
-                                                 kept, damping)
-            if scales is None:
-                result.unrepaired.append(f"layer {layer} {kind}")
-                continue
-            gates[kind][layer][kept] = scales.to(gates[kind][layer].dtype)
-            result.scales.setdefault(kind, {})[layer] = scales.float()
-            result.error_before[stage], result.error_after[stage] = before, after
+        with contextlib.ExitStack() as stack:
+            gates = {kind: stack.enter_context(UNIT_KINDS[kind].gates(encoder)) for kind in kinds}
+            for kind in kinds:
+                for layer, units in removals[kind].items():
+                    gates[kind][layer][units] = 0.0
+            changed = False
+            for stage in stages:
+                layer, kind = stage
+                removed = set(removals[kind].get(layer, []))
+                changed = changed or bool(removed)
+                if not changed:
+                    continue
+                total = gates[kind][layer].numel()
+                kept = torch.tensor([u for u in range(total) if u not in removed], dtype=torch.long)
+                if not len(kept):
+                    continue
+                scales, before, after = _solve_stage(model, calibration, projections[stage], blocks[stage],
+                                                     targets.pop(stage), UNIT_KINDS[kind].width(encoder, layer), total,
+                                                     kept, damping)
+                if scales is None:
+                    result.unrepaired.append(f"layer {layer} {kind}")
+                    continue
+                gates[kind][layer][kept] = scales.to(gates[kind][layer].dtype)
+                result.scales.setdefault(kind, {})[layer] = scales.float()
+                result.error_before[stage], result.error_after[stage] = before, after
     finally:
-        for context in contexts.values():
-            context.__exit__(None, None, None)
         model.train(was_training)
 
     for kind, per_layer in result.scales.items():  # fold: scaling a unit's input columns of W
