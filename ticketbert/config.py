@@ -97,8 +97,8 @@ class TrainConfig(_Strict):
         return device
 
 
-PruneMethod = Literal["none", "magnitude", "heads", "ffn", "layers"]
-Criterion = Literal["l1", "taylor", "loss_increment"]
+PruneMethod = Literal["none", "magnitude", "heads", "ffn", "layers", "heads+ffn"]
+Criterion = Literal["l1", "taylor", "loss_increment", "fisher", "fisher_batch"]
 
 
 class PruneConfig(_Strict):
@@ -112,7 +112,17 @@ class PruneConfig(_Strict):
     # sparsity levels of a post-hoc sweep from one dense model
     levels: list[SparsityLevel] = Field(default_factory=list)
     recovery_epochs: int = Field(0, ge=0)
+    # recovery with distillation: task loss + distill_alpha x loss towards the dense model's
+    # outputs (KL at distill_temperature on logits; squared error on STS scores); 0 = plain recovery
+    distill_alpha: float = Field(0.0, ge=0.0)
+    distill_temperature: float = Field(2.0, gt=0.0)
     calibration_examples: int = Field(256, ge=1)
+    # retraining-free repair of heads / ffn / heads+ffn: least-squares rescaling of the kept units
+    repair: Literal["lstsq"] | None = None
+    # heads+ffn: what `sparsity` is a fraction of (FLOPs per token or prunable weights), and
+    # kept FFN neurons per layer rounded to a multiple of round_to
+    budget: Literal["flops", "weights"] | None = None
+    round_to: int | None = Field(None, ge=1)
     # post-hoc: where the shared fine-tuned dense model lives (None: inside this run's folder)
     dense_dir: Path | None = None
     # early-bird: search phase
@@ -129,6 +139,20 @@ class PruneConfig(_Strict):
             raise ValueError(f"prune.mode imp rewinds magnitude masks: method must be magnitude, got {self.method!r}")
         if self.method == "magnitude" and self.criterion not in (None, "l1"):
             raise ValueError(f"prune.criterion: method magnitude ranks weights by l1 only, got {self.criterion!r}")
+        if self.method == "heads+ffn" and self.mode != "posthoc":
+            raise ValueError(f"prune.method heads+ffn plans one post-hoc budget: prune.mode must be posthoc, "
+                             f"got {self.mode!r}")
+        if self.method == "heads+ffn" and self.criterion in ("l1",):
+            raise ValueError("prune.criterion: heads+ffn needs loss-based scores comparable across kinds "
+                             "(fisher, fisher_batch, taylor, loss_increment), got 'l1'")
+        if self.repair is not None and self.method not in ("none", "heads", "ffn", "heads+ffn"):
+            raise ValueError(f"prune.repair: lstsq rescales heads and FFN neurons; method must be heads, ffn or "
+                             f"heads+ffn, got {self.method!r}")
+        for option in ("budget", "round_to"):
+            if getattr(self, option) is not None and self.method not in ("none", "heads+ffn"):
+                raise ValueError(f"prune.{option} applies to method heads+ffn only, got method {self.method!r}")
+        if self.distill_alpha > 0 and self.recovery_epochs == 0 and self.mode == "posthoc" and self.method != "none":
+            raise ValueError("prune.distill_alpha distils during recovery: set prune.recovery_epochs >= 1")
         return self
 
 

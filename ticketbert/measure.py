@@ -5,14 +5,16 @@ time the pruned model against the dense one in the same process."""
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from ticketbert.config import TrainConfig
+from ticketbert.config import PruneConfig, TrainConfig
 from ticketbert.data import Batch, TaskData, collate
 from ticketbert.models import TicketBertModel
 from ticketbert.models.compute import measure_latency
-from ticketbert.pruning import Scores, apply, bake_masks, make_calibration, plan, score
+from ticketbert.pruning import Calibration, Scores, apply, bake_masks, make_calibration, plan, score
+from ticketbert.pruning.distill import Distiller
 from ticketbert.tracking import Tracker
 from ticketbert.training.device import select_device, use_bf16
 from ticketbert.training.evaluate import evaluate
@@ -55,17 +57,29 @@ def compute_metrics(dense: TicketBertModel, pruned: TicketBertModel, task: str, 
 
 def prune_and_measure(dense: TicketBertModel, scores: Scores, sparsity: float, data: dict[str, TaskData], *,
                       train: TrainConfig, pad_id: int, scope: str = "global", recovery_epochs: int = 0,
-                      logger=None, first_epoch: int = 1) -> dict[str, float]:
-    """A pruned copy of ``dense`` at ``sparsity``: recovered, evaluated and timed."""
+                      logger=None, first_epoch: int = 1, options: PruneConfig | None = None,
+                      calibration: Calibration | None = None) -> dict[str, float]:
+    """A pruned copy of ``dense`` at ``sparsity``: repaired (``options.repair``, on
+    ``calibration``), recovered (distilled from ``dense`` when ``options.distill_alpha > 0``),
+    evaluated and timed. ``options`` also carries heads+ffn's ``budget`` and ``round_to``."""
+    options = options or PruneConfig()
     device = select_device(train.device)
     dense.to(device)
     model = copy.deepcopy(dense)
-    report = apply(model, plan(scores, sparsity, scope))
-    flops: dict[str, float] = {}
+    began = time.perf_counter()
+    prune_plan = plan(scores, sparsity, scope, budget=options.budget, round_to=options.round_to)
+    search_seconds = time.perf_counter() - began
+    if options.repair is not None and calibration is None:
+        calibration = make_calibration(data, options.calibration_examples, pad_id=pad_id, seed=train.seed)
+    report = apply(model, prune_plan, repair=options.repair, data=calibration)
+    flops: dict[str, float] = {"search_seconds": search_seconds}
     if recovery_epochs:
+        distiller = Distiller(dense, options.distill_alpha, options.distill_temperature) if options.distill_alpha else None
         result = fit(model, data, train, pad_id=pad_id, epochs=recovery_epochs, logger=logger,
-                     first_epoch=first_epoch)
+                     first_epoch=first_epoch, batch_loss=distiller)
         flops["recovery_train_flops"] = result.train_flops
+        if distiller is not None:
+            flops["recovery_teacher_flops"] = distiller.teacher_flops
     bake_masks(model)  # time the weights as they are, not the mask hook
     metrics = evaluate(model, data, pad_id=pad_id, batch_size=train.eval_batch_size, device=device,
                        bf16=use_bf16(device, train.bf16))
@@ -77,27 +91,37 @@ def sweep_sparsity(model: TicketBertModel, data: dict[str, TaskData], levels: li
                    train: TrainConfig, pad_id: int, criterion: str | None = None, scope: str = "global",
                    recovery_epochs: int = 0, calibration_examples: int = 256, tracker: Tracker | None = None,
                    parent_run_id: str | None = None, run_key: str = "sweep",
-                   tags: dict[str, Any] | None = None) -> list[LevelResult]:
+                   tags: dict[str, Any] | None = None, options: PruneConfig | None = None) -> list[LevelResult]:
     """Prune ``model`` (fine-tuned, left untouched) at every level of ``levels``.
 
     Importance is scored once; each level gets its own MLflow child run (tags ``method``,
     ``criterion``, ``sparsity``) with dev/train metrics, ``achieved_sparsity``, ``params``,
-    ``flops_per_token``, ``latency_ms`` and ``speedup`` over the dense model.
+    ``flops_per_token``, ``flops_reduction``, ``latency_ms`` and ``speedup`` over the dense model.
+    ``options``: repair, heads+ffn's budget and round_to, distillation (a ``PruneConfig``).
     """
+    options = options or PruneConfig()
     device = select_device(train.device)
     model = model.to(device)
     calibration = make_calibration(data, calibration_examples, pad_id=pad_id, seed=train.seed)
+    began = time.perf_counter()
     scores = score(model, method, criterion, calibration)
+    scoring_seconds = time.perf_counter() - began
     results = []
+    variant = "".join(f"/{k}={v}" for k, v in (("repair", options.repair), ("budget", options.budget),
+                                               ("round_to", options.round_to), ("distill", options.distill_alpha or None))
+                      if v is not None)
     for level in levels:
         logger = None
         if tracker is not None:
-            logger = tracker.start(f"{run_key}/{method}/{scores.criterion}/{level}",
+            logger = tracker.start(f"{run_key}/{method}/{scores.criterion}{variant}/{level}",
                                    run_name=f"{method}-{level:g}", parent_run_id=parent_run_id,
                                    tags={**(tags or {}), "mode": "posthoc", "method": method,
-                                         "criterion": scores.criterion, "sparsity": level})
+                                         "criterion": scores.criterion, "sparsity": level,
+                                         "repair": options.repair or "none"})
         metrics = prune_and_measure(model, scores, level, data, train=train, pad_id=pad_id, scope=scope,
-                                    recovery_epochs=recovery_epochs, logger=logger)
+                                    recovery_epochs=recovery_epochs, logger=logger, options=options,
+                                    calibration=calibration)
+        metrics["scoring_seconds"] = scoring_seconds
         if logger is not None:
             logger.log_dict(metrics, step=recovery_epochs)
             logger.close()

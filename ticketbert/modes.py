@@ -25,7 +25,6 @@ from ticketbert.data import TaskData
 from ticketbert.measure import prune_and_measure
 from ticketbert.models import TicketBertModel
 from ticketbert.models.compute import count_prunable, flops_per_token
-from ticketbert.models.families import require_encoder
 from ticketbert.pruning import Scores, attach_masks, load_pruned, make_calibration, plan, save_pruned, score
 from ticketbert.pruning.early_bird import EarlyBirdPruner
 from ticketbert.pruning.methods import get_method
@@ -72,6 +71,23 @@ def dense_model(config: RunConfig, model: TicketBertModel, data: dict[str, TaskD
         return model, result.history
 
 
+def _flatten(values: list[torch.Tensor] | dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Unit scores per layer (or per kind and layer) as named tensors: "3" or "ffn.3"."""
+    if isinstance(values, dict):
+        return {f"{kind}.{i}": v.contiguous() for kind, per_layer in values.items() for i, v in enumerate(per_layer)}
+    return {str(i): v.contiguous() for i, v in enumerate(values)}
+
+
+def _unflatten(tensors: dict[str, torch.Tensor]) -> list[torch.Tensor] | dict[str, list[torch.Tensor]]:
+    if all("." not in key for key in tensors):
+        return [tensors[str(i)] for i in range(len(tensors))]
+    kinds: dict[str, dict[int, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        kind, index = key.rsplit(".", 1)
+        kinds.setdefault(kind, {})[int(index)] = value
+    return {kind: [per_layer[i] for i in range(len(per_layer))] for kind, per_layer in kinds.items()}
+
+
 def cached_scores(directory: Path, model: TicketBertModel, config: RunConfig, data: dict[str, TaskData],
                   pad_id: int) -> Scores:
     """Importance scores of the dense model in ``directory``: structured ones are computed once
@@ -84,13 +100,10 @@ def cached_scores(directory: Path, model: TicketBertModel, config: RunConfig, da
         if path.is_file():
             values = load_file(str(path))
             name = bytes(values.pop("criterion").tolist()).decode()
-            unit = get_method(method).unit
-            return Scores(method, name, [values[str(i)] for i in range(len(values))],
-                          unit.weight_counts(require_encoder(model, method)), count_prunable(model, nonzero=False),
-                          flops=0.0)
+            return get_method(method).scores_from(model, name, _unflatten(values))
         calibration = make_calibration(data, config.prune.calibration_examples, pad_id=pad_id, seed=config.train.seed)
         scores = score(model, method, criterion, calibration)
-        tensors = {str(i): v.contiguous() for i, v in enumerate(scores.values)}
+        tensors = _flatten(scores.values)
         tensors["criterion"] = torch.tensor(list(scores.criterion.encode()), dtype=torch.uint8)
         save_file(tensors, str(path))
         return scores
@@ -105,7 +118,7 @@ def run_posthoc(config: RunConfig, model: TicketBertModel, data: dict[str, TaskD
     step = len(history) + config.prune.recovery_epochs
     metrics = prune_and_measure(dense, scores, config.prune.sparsity, data, train=config.train, pad_id=pad_id,
                                 scope=config.prune.scope, recovery_epochs=config.prune.recovery_epochs,
-                                logger=logger, first_epoch=len(history) + 1)
+                                logger=logger, first_epoch=len(history) + 1, options=config.prune)
     metrics["scoring_flops"] = scores.flops  # 0 when the scores came from the cache
     logger.log_dict(metrics, step=step)
     return ModeResult(metrics, [*history, metrics])

@@ -3,11 +3,23 @@ sparsity levels from one fine-tuned model (``ticketbert.measure.sweep_sparsity``
 
 from __future__ import annotations
 
+from ticketbert.config import PruneConfig
 from ticketbert.measure import sweep_sparsity
 from ticketbert.pruning import method_limit
 from ticketbert.tracking import Tracker
 
 DEFAULT_LEVELS = [round(0.1 * i, 1) for i in range(10)]
+
+
+def options_for(prune: PruneConfig, method: str) -> PruneConfig:
+    """``prune``'s repair, budget and round_to where ``method`` takes them (prune.* overrides
+    apply to every method of the sweep that can use them)."""
+    update = {"method": method}
+    if method not in ("heads", "ffn", "heads+ffn"):
+        update["repair"] = None
+    if method != "heads+ffn":
+        update.update(budget=None, round_to=None)
+    return PruneConfig.model_validate({**prune.model_dump(), **update})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ticketbert.posthoc", description=main.__doc__)
     parser.add_argument("--config", type=Path, help="the run config the model was trained with (data, train)")
     parser.add_argument("--model", type=Path, required=True, help="a fine-tuned model directory (save_pruned)")
-    parser.add_argument("--methods", nargs="+", default=["magnitude", "heads", "ffn", "layers"])
+    parser.add_argument("--methods", nargs="+", default=["magnitude", "heads", "ffn", "layers"],
+                        help="any of magnitude, heads, ffn, layers, heads+ffn")
     parser.add_argument("--criterion", action="append", default=[], metavar="METHOD=CRITERION",
                         help="criterion per method, e.g. heads=loss_increment (default: the method's usual)")
     parser.add_argument("--levels", type=lambda s: [float(x) for x in s.split(",")], default=DEFAULT_LEVELS)
@@ -54,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{method}: levels {skipped} exceed its maximum {limit:.1%}; skipped")
         results = sweep_sparsity(model, data, levels, method=method, criterion=criteria.get(method),
                                  train=config.train, pad_id=pad_id, calibration_examples=config.prune.calibration_examples,
-                                 tracker=tracker, parent_run_id=parent.run_id, run_key=parent.run_id, tags=tags)
+                                 tracker=tracker, parent_run_id=parent.run_id, run_key=parent.run_id, tags=tags,
+                                 recovery_epochs=config.prune.recovery_epochs, options=options_for(config.prune, method))
         for result in results:
             shown = {k: round(v, 4) for k, v in result.metrics.items()
                      if k.startswith("dev/") and not k.endswith("loss") or k in ("achieved_sparsity", "speedup")}

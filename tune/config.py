@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ticketbert.config import (ConfigError, Criterion, PruneMethod, RunConfig, SparsityLevel, TaskName, _Strict,
-                               merge, parse_overrides, read_yaml, validate)
+from ticketbert.config import (ConfigError, Criterion, PruneConfig, PruneMethod, RunConfig, SparsityLevel, TaskName,
+                               _Strict, merge, parse_overrides, read_yaml, validate)
 
 
 class GridConfig(_Strict):
@@ -26,7 +26,7 @@ class GridConfig(_Strict):
     @classmethod
     def _known_methods(cls, criteria: dict[str, str]) -> dict[str, str]:
         for method in criteria:
-            if method not in ("magnitude", "heads", "ffn", "layers"):
+            if method not in ("magnitude", "heads", "ffn", "layers", "heads+ffn"):
                 raise ValueError(f"criteria: unknown method {method!r}")
         return criteria
 
@@ -96,6 +96,14 @@ class SweepConfig(_Strict):
         for method, criterion in self.grid.criteria.items():
             if method == "magnitude" and criterion != "l1":
                 raise ValueError("grid.criteria: magnitude ranks weights by l1 only")
+        for method in self.grid.methods:  # base.prune's options (repair, budget, ...) must fit every method
+            point = {**self.base.prune.model_dump(), "method": method, "mode": self.grid.mode,
+                     "criterion": self.grid.criteria.get(method)}
+            try:
+                PruneConfig.model_validate(point)
+            except ValidationError as exc:
+                reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+                raise ValueError(f"grid.methods: {method} with base.prune: {reason}") from None
         return self
 
     def trials(self) -> list[dict[str, Any]]:

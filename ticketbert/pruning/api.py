@@ -25,6 +25,7 @@ from ticketbert.pruning.criteria import get_criterion, normalize_per_layer
 from ticketbert.pruning.methods import METHODS, Plan, Scores, get_method
 from ticketbert.pruning.methods.structured import FLOPS_SEQ_LEN, reachable
 from ticketbert.pruning.optim import slice_optimizer
+from ticketbert.pruning.repair import REPAIRS, RepairResult, repair_lstsq
 
 
 @dataclass
@@ -37,6 +38,7 @@ class PruningReport:
     achieved_sparsity: float
     masks: dict[str, torch.Tensor] | None = None  # unstructured: param name -> keep-mask
     removed: dict[int, list[int]] = field(default_factory=dict)  # structured: layer -> unit indices
+    removed_by_kind: dict[str, dict[int, list[int]]] = field(default_factory=dict)  # heads+ffn: kind -> removed
     params_before: int = 0
     params_after: int = 0
     prunable_before: int = 0
@@ -44,16 +46,26 @@ class PruningReport:
     flops_per_token_before: float = 0.0
     flops_per_token_after: float = 0.0
     cuts: list[Cut] = field(default_factory=list, repr=False)  # parameters cut in place
+    repair: RepairResult | None = field(default=None, repr=False)  # repair="lstsq": scales and errors
 
     @property
     def flops_speedup(self) -> float:
         return self.flops_per_token_before / max(self.flops_per_token_after, 1.0)
 
+    @property
+    def flops_reduction(self) -> float:
+        """Fraction of the encoder layers' FLOPs per token (at sequence length 128) removed."""
+        return 1.0 - self.flops_per_token_after / max(self.flops_per_token_before, 1.0)
+
     def metrics(self) -> dict[str, float]:
         """The report as tracked metrics."""
-        return {"achieved_sparsity": self.achieved_sparsity, "params": self.params_after,
-                "prunable_params": self.prunable_after, "flops_per_token": self.flops_per_token_after,
-                "flops_speedup": self.flops_speedup}
+        metrics = {"achieved_sparsity": self.achieved_sparsity, "params": self.params_after,
+                   "prunable_params": self.prunable_after, "flops_per_token": self.flops_per_token_after,
+                   "flops_speedup": self.flops_speedup, "flops_reduction": self.flops_reduction}
+        if self.repair is not None:
+            metrics.update({"repair_seconds": self.repair.seconds,
+                            "repair_unrepaired_layers": float(len(self.repair.unrepaired))})
+        return metrics
 
 
 def check_sparsity(sparsity: float) -> None:
@@ -79,7 +91,7 @@ def needs_data(method: str, criterion: str | None) -> bool:
 def max_sparsity(scores: Scores) -> float:
     """The largest sparsity a method's scores can reach: every head (about a third of a BERT
     layer's weights), every FFN neuron (two thirds), or all layers but one."""
-    if scores.method == "magnitude":
+    if scores.method in ("magnitude", "heads+ffn"):
         return 1.0
     return reachable(scores.unit_sizes, scores.total, scores.method == "layers")
 
@@ -117,18 +129,55 @@ def score(model: nn.Module, method: str, criterion: str | None = None, data: Any
 
 
 def plan(scores: Scores, sparsity: float, scope: str = "global",
-         exclude: dict[int, list[int]] | None = None) -> Plan:
+         exclude: dict[int, list[int]] | None = None, *, budget: str | None = None,
+         round_to: int | None = None) -> Plan:
     """Which units (or weights) go to reach ``sparsity``: the lowest-scored first, over the
     whole encoder (``global``) or the same share in every layer (``layer``). Units in
-    ``exclude`` are already gone and count towards the target."""
+    ``exclude`` are already gone and count towards the target.
+
+    ``heads+ffn`` only: ``budget`` ``"flops"`` (default: ``sparsity`` is the fraction of FLOPs per
+    token removed) or ``"weights"`` (the fraction of prunable weights), and ``round_to`` (keep a
+    multiple of that many FFN neurons in every layer)."""
     check_sparsity(sparsity)
-    return get_method(scores.method).plan(scores, sparsity, scope, exclude)
+    method = get_method(scores.method)
+    options = {k: v for k, v in (("budget", budget), ("round_to", round_to)) if v is not None}
+    for option in options:
+        if option not in method.plan_options:
+            raise ValueError(f"{option} applies to method 'heads+ffn' only, not {scores.method!r}")
+    return method.plan(scores, sparsity, scope, exclude, **options)
 
 
-def apply(model: nn.Module, prune_plan: Plan, *, optimizer: torch.optim.Optimizer | None = None) -> PruningReport:
+def check_repair(method: str, repair: str | None) -> None:
+    """``repair`` is None or a known repair, and ``method`` removes heads or FFN neurons."""
+    if repair is None:
+        return
+    if repair not in REPAIRS:
+        raise ValueError(f"repair must be one of {', '.join(REPAIRS)} (or None), got {repair!r}")
+    if method not in ("heads", "ffn", "heads+ffn"):
+        raise ValueError(f"repair {repair!r} rescales kept heads and FFN neurons: method must be heads, ffn or "
+                         f"heads+ffn, got {method!r}")
+
+
+def apply(model: nn.Module, prune_plan: Plan, *, optimizer: torch.optim.Optimizer | None = None,
+          repair: str | None = None, data: Any = None, loss_fn: LossFn | None = None,
+          damping: float = 1e-3) -> PruningReport:
     """Carry out ``prune_plan`` on ``model`` in place: attach masks or remove units physically.
     With ``optimizer`` (built over the model's parameters; AdamW, SGD, ...), its state is cut
-    alike so training continues on the smaller model without a restart."""
+    alike so training continues on the smaller model without a restart.
+
+    ``repair="lstsq"`` (heads, ffn, heads+ffn): before removal, rescale the kept units so each
+    pruned layer's output matches the dense model's on ``data`` (calibration batches, run
+    through ``loss_fn`` as in ``score``) and fold the scales into the weights
+    (``ticketbert.pruning.repair``; ``damping`` regularises each solve towards no repair)."""
+    check_repair(prune_plan.method, repair)
+    repaired = None
+    if repair is not None:
+        if data is None:
+            raise ValueError(f"repair {repair!r} fits the pruned layers to the dense model's outputs: pass data= "
+                             f"(calibration batches)")
+        encoder = require_encoder(model, f"repair {repair!r}")
+        repaired = repair_lstsq(model, encoder, prune_plan.removals(), as_calibration(data, loss_fn),
+                                damping=damping)
     before = (count_parameters(model), count_prunable(model, nonzero=False), flops_per_token(model, FLOPS_SEQ_LEN))
     cuts = get_method(prune_plan.method).apply(model, prune_plan)
     if prune_plan.masks is not None:
@@ -142,30 +191,40 @@ def apply(model: nn.Module, prune_plan: Plan, *, optimizer: torch.optim.Optimize
         slice_optimizer(optimizer, cuts, model)
     return PruningReport(
         prune_plan.method, prune_plan.criterion, prune_plan.sparsity, achieved, prune_plan.masks, prune_plan.removed,
-        params_before=before[0], params_after=count_parameters(model), prunable_before=before[1],
-        prunable_after=prunable_after, flops_per_token_before=before[2],
-        flops_per_token_after=flops_per_token(model, FLOPS_SEQ_LEN), cuts=cuts)
+        prune_plan.removed_by_kind, params_before=before[0], params_after=count_parameters(model),
+        prunable_before=before[1], prunable_after=prunable_after, flops_per_token_before=before[2],
+        flops_per_token_after=flops_per_token(model, FLOPS_SEQ_LEN), cuts=cuts, repair=repaired)
 
 
 def prune(model: nn.Module, method: str, sparsity: float, *, criterion: str | None = None,
           scope: str = "global", data: Any = None, loss_fn: LossFn | None = None, steps: int = 1,
           normalize: bool = False, pad_id: int = 0, include: Sequence[str] = (), exclude: Sequence[str] = (),
-          optimizer: torch.optim.Optimizer | None = None) -> PruningReport:
+          optimizer: torch.optim.Optimizer | None = None, budget: str | None = None, round_to: int | None = None,
+          repair: str | None = None) -> PruningReport:
     """Prune ``model`` in place to ``sparsity`` with ``method`` and return a PruningReport.
 
     ``method``: ``magnitude`` (unstructured L1 on any module, ``scope`` global or per matrix),
-    ``heads``, ``ffn`` or ``layers`` (physically removed from the encoder inside ``model``).
-    ``data`` / ``loss_fn``: see ``score``. ``steps > 1`` re-scores structured units between
-    steps (iterative pruning), the removed ones gated off meanwhile. ``optimizer``: see ``apply``.
+    ``heads``, ``ffn``, ``layers`` or ``heads+ffn`` (one budget over heads and FFN neurons;
+    ``budget`` and ``round_to``: see ``plan``), physically removed from the encoder inside
+    ``model``. ``data`` / ``loss_fn``: see ``score``. ``steps > 1`` re-scores structured units
+    between steps (iterative pruning), the removed ones gated off meanwhile. ``optimizer`` and
+    ``repair``: see ``apply``.
     """
     check_sparsity(sparsity)
     get_method(method)
+    check_repair(method, repair)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     kwargs = dict(loss_fn=loss_fn, normalize=normalize, pad_id=pad_id)
-    if method == "magnitude" or steps == 1:
+    if method == "heads+ffn" and (steps > 1 or normalize):
+        raise ValueError("method 'heads+ffn' plans in one shot on comparable scores: steps=1, normalize=False")
+    if repair is not None and data is not None:
+        data = as_calibration(data, loss_fn, pad_id=pad_id)
+    options = dict(budget=budget, round_to=round_to)
+    repairing = dict(repair=repair, data=data, loss_fn=loss_fn)
+    if method in ("magnitude", "heads+ffn") or steps == 1:
         scores = score(model, method, criterion, data, include=include, exclude=exclude, **kwargs)
-        return apply(model, plan(scores, sparsity, scope), optimizer=optimizer)
+        return apply(model, plan(scores, sparsity, scope, **options), optimizer=optimizer, **repairing)
     unit = get_method(method).unit
     encoder = require_encoder(model, f"method {method!r}")
     calibration = as_calibration(data, loss_fn) if data is not None else None
@@ -176,8 +235,8 @@ def prune(model: nn.Module, method: str, sparsity: float, *, criterion: str | No
                 for i, units in removed.items():
                     gates[i][units] = 0.0
             scores = score(model, method, criterion, calibration, **kwargs)
-        removed = plan(scores, sparsity * step / steps, scope, exclude=removed).removed
-    return apply(model, Plan(method, scores.criterion, sparsity, removed=removed), optimizer=optimizer)
+        removed = plan(scores, sparsity * step / steps, scope, exclude=removed, **options).removed
+    return apply(model, Plan(method, scores.criterion, sparsity, removed=removed), optimizer=optimizer, **repairing)
 
 
 __all__ = ["METHODS", "Calibration", "Plan", "PruningReport", "Scores", "apply", "max_sparsity", "method_limit",

@@ -72,10 +72,16 @@ def batch_examples(batch: Any) -> int:
     return shaped[0].shape[0] if shaped else 1
 
 
+def batch_attention_mask(batch: Any) -> torch.Tensor | None:
+    """The batch's attention mask ([encoder rows, tokens]), if it has one."""
+    mask = _find(batch, "attention_mask")
+    return mask if isinstance(mask, torch.Tensor) else None
+
+
 def batch_tokens(batch: Any) -> int:
     """Real tokens of a batch (its attention mask's sum, else its input ids' count; 0 if neither)."""
-    mask = _find(batch, "attention_mask")
-    if isinstance(mask, torch.Tensor):
+    mask = batch_attention_mask(batch)
+    if mask is not None:
         return int(mask.sum())
     ids = _find(batch, "input_ids")
     return int(ids.numel()) if isinstance(ids, torch.Tensor) else 0

@@ -5,6 +5,21 @@
   summed over calibration batches (batch-size weighted); one backward pass per batch.
 - ``loss_increment``: exact: the calibration-loss increase when the unit alone is removed
   (the reference study's and Michel et al.'s definition); one forward pass per unit.
+- ``fisher``: the empirical Fisher diagonal of the gates (Kwon et al. 2022): the sum over
+  calibration EXAMPLES of (d loss_example / d gate)^2, a second-order estimate of the loss
+  increase of removing the unit (``0.5 * F``). Per-example gradients cost one backward per
+  batch: every layer's gate has one row per encoder input row (``UnitKind.example_gates``);
+  the batch loss is a mean over its examples, so an example's gradient is the batch size times
+  its rows' gradient, its rows being folded back to examples segment-major (a bi-encoder batch
+  encodes ``segments x examples`` rows: segment 0 of every example, then segment 1).
+- ``fisher_batch``: the per-mini-batch variant: the sum over batches of
+  ``batch size x (d mean batch loss / d gate)^2``, from the same shared gates as ``taylor``.
+  Cheaper in memory, but a batch's mean gradient averages examples' gradients of opposite
+  signs away, so it ranks less faithfully than ``fisher`` (bench/retraining_free.py measures it).
+
+``taylor``, ``fisher``, ``fisher_batch`` and ``loss_increment`` all estimate the loss increase of
+removing a unit in the calibration loss's units, whatever the unit's kind: scores of heads and
+FFN neurons are comparable as they are (the joint ``heads+ffn`` method sums them).
 
 A criterion is called with the model, its encoder, the unit kind and a ``Calibration`` (the
 user's batches and ``loss_fn``): ticketbert's own tasks and any Hugging Face model go through
@@ -12,6 +27,8 @@ the same code.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -45,24 +62,96 @@ class L1(Criterion):
         return unit.l1(encoder)
 
 
+def batch_gate_gradients(model: nn.Module, encoder: Encoder, unit: UnitKind,
+                         calibration: Calibration) -> Iterator[tuple[int, list[torch.Tensor]]]:
+    """(examples, d mean batch loss / d gate of every layer) for each calibration batch (eval mode)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with unit.gates(encoder, requires_grad=True) as gates:
+            live = [g for g in gates if g.numel()]
+            for batch in calibration.batches:
+                grads = iter(torch.autograd.grad(calibration.batch_loss(model, batch), live, allow_unused=True))
+                per_layer = []
+                for gate in gates:
+                    grad = next(grads) if gate.numel() else None
+                    per_layer.append(torch.zeros(gate.numel()) if grad is None else grad.detach().float().cpu())
+                yield batch_examples(batch), per_layer
+    finally:
+        model.train(was_training)
+
+
+def example_gate_gradients(model: nn.Module, encoder: Encoder, unit: UnitKind,
+                           calibration: Calibration) -> Iterator[list[torch.Tensor]]:
+    """Per calibration batch, every layer's [examples, units] gradients of each example's own
+    loss with respect to the gates (see ``fisher`` above for the row-to-example folding)."""
+    counts = unit.counts(encoder)
+    was_training = model.training
+    model.eval()
+    try:
+        with unit.example_gates(encoder) as captured:
+            for batch in calibration.batches:
+                for store in captured:
+                    store.clear()
+                loss = calibration.batch_loss(model, batch)
+                examples = batch_examples(batch)
+                flat = [g for store in captured for g in store]
+                grads = iter(torch.autograd.grad(loss, flat, allow_unused=True))
+                per_layer = []
+                for store, units in zip(captured, counts):
+                    rows = [(g if (g := next(grads)) is not None else torch.zeros_like(gate)) for gate in store]
+                    if not rows:
+                        per_layer.append(torch.zeros(examples, units))
+                        continue
+                    per_row = torch.cat(rows).detach().float().cpu()
+                    if per_row.shape[0] % examples:
+                        raise ValueError(f"criterion 'fisher': the encoder saw {per_row.shape[0]} rows for a batch of "
+                                         f"{examples} examples; rows must be a whole number of segments per example")
+                    per_layer.append(per_row.view(-1, examples, units).sum(0) * examples)
+                yield per_layer
+    finally:
+        model.train(was_training)
+
+
 class Taylor(Criterion):
     name = "taylor"
 
     def __call__(self, model, encoder, unit, calibration):
         """Sum over calibration batches of |d loss / d gate| (batch-size weighted)."""
-        was_training = model.training
-        model.eval()
-        with unit.gates(encoder, requires_grad=True) as gates:
-            live = [g for g in gates if g.numel()]
-            scores = [torch.zeros(g.numel()) for g in gates]
-            for batch in calibration.batches:
-                loss = calibration.batch_loss(model, batch)
-                grads = iter(torch.autograd.grad(loss, live))
-                weight = batch_examples(batch) / calibration.examples
-                for i, gate in enumerate(gates):
-                    if gate.numel():
-                        scores[i] += next(grads).detach().abs().cpu() * weight
-        model.train(was_training)
+        scores = [torch.zeros(n) for n in unit.counts(encoder)]
+        for examples, grads in batch_gate_gradients(model, encoder, unit, calibration):
+            for total, grad in zip(scores, grads):
+                total += grad.abs() * (examples / calibration.examples)
+        return scores
+
+    def passes(self, scores):
+        return 3
+
+
+class Fisher(Criterion):
+    name = "fisher"
+
+    def __call__(self, model, encoder, unit, calibration):
+        """Sum over calibration examples of (d loss_example / d gate)^2 (one backward per batch)."""
+        scores = [torch.zeros(n) for n in unit.counts(encoder)]
+        for grads in example_gate_gradients(model, encoder, unit, calibration):
+            for total, grad in zip(scores, grads):
+                total += grad.pow(2).sum(0)
+        return scores
+
+    def passes(self, scores):
+        return 3
+
+
+class FisherBatch(Criterion):
+    name = "fisher_batch"
+
+    def __call__(self, model, encoder, unit, calibration):
+        """Sum over calibration batches of batch size x (d mean batch loss / d gate)^2."""
+        scores = [torch.zeros(n) for n in unit.counts(encoder)]
+        for examples, grads in batch_gate_gradients(model, encoder, unit, calibration):
+            for total, grad in zip(scores, grads):
+                total += grad.pow(2) * examples
         return scores
 
     def passes(self, scores):
@@ -90,7 +179,7 @@ class LossIncrement(Criterion):
         return 1 + sum(s.numel() for s in scores)
 
 
-CRITERIA: dict[str, Criterion] = {c.name: c for c in (L1(), Taylor(), LossIncrement())}
+CRITERIA: dict[str, Criterion] = {c.name: c for c in (L1(), Taylor(), LossIncrement(), Fisher(), FisherBatch())}
 
 
 def get_criterion(name: str) -> Criterion:

@@ -57,6 +57,9 @@ class EarlyBirdPruner:
         if scope not in ("global", "layer"):
             raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
         check_sparsity(sparsity)
+        if method == "heads+ffn":
+            raise ValueError("method 'heads+ffn' plans one post-hoc budget; early-bird draws heads, ffn, layers or "
+                             "magnitude masks")
         self.criterion = resolve_criterion(method, criterion)
         if needs_data(method, self.criterion) and data is None:
             raise ValueError(f"method {method!r} with criterion {self.criterion!r} draws masks from a loss: pass data= "

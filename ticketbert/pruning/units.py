@@ -6,7 +6,7 @@ encoder's family adapter where the matrices are, so every registered family work
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -27,6 +27,8 @@ def _per_unit(projection: Projection, layer: nn.Module, width: int, total: int,
         per_slice = weight.abs().sum(1 - projection.dim).float().cpu()
     return per_slice.view(projection.blocks, total, width).sum((0, 2))
 
+GateFn = Callable[[torch.Tensor], torch.Tensor]  # a layer's input -> its gate ([units] or [rows, units])
+
 
 class UnitKind:
     """A kind of structured unit; subclasses say where units sit in a layer."""
@@ -45,8 +47,17 @@ class UnitKind:
         """L1 norm of each unit's weights, per layer (the structured twin of magnitude)."""
         raise NotImplementedError
 
-    def gate_hook(self, encoder: Encoder, index: int, gate: torch.Tensor):
-        """Register a hook on layer ``index`` scaling each unit's output by ``gate``; its handle."""
+    def gate_hook(self, encoder: Encoder, index: int, gate_for: GateFn):
+        """Register a hook on layer ``index`` scaling each unit's output by ``gate_for(input)``
+        (shape [units]: shared by every row; [rows, units]: one gate per encoder input row); its handle."""
+        raise NotImplementedError
+
+    def output_projection(self, encoder: Encoder, index: int) -> nn.Module:
+        """The matrix whose input columns hold layer ``index``'s units (where gates act)."""
+        raise NotImplementedError
+
+    def width(self, encoder: Encoder, index: int) -> int:
+        """Input columns of ``output_projection`` per unit."""
         raise NotImplementedError
 
     def remove(self, encoder: Encoder, removed: dict[int, list[int]]) -> list[Cut]:
@@ -60,9 +71,32 @@ class UnitKind:
         respect to a gate is Michel et al.'s importance signal."""
         device = next(encoder.module.parameters()).device
         gates = [torch.ones(n, device=device, requires_grad=requires_grad) for n in self.counts(encoder)]
-        handles = [self.gate_hook(encoder, i, gate) for i, gate in enumerate(gates) if gate.numel()]
+        handles = [self.gate_hook(encoder, i, lambda x, gate=gate: gate) for i, gate in enumerate(gates) if gate.numel()]
         try:
             yield gates
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    @contextlib.contextmanager
+    def example_gates(self, encoder: Encoder) -> Iterator[list[list[torch.Tensor]]]:
+        """Per-row gates for per-example gradients: at every forward pass each layer creates a
+        gate of ones with one row per encoder input row (shape [rows, units], requiring grad)
+        and appends it to ``captured[layer]``; one backward then gives every row's gradient.
+        Clear the lists between batches."""
+        captured: list[list[torch.Tensor]] = [[] for _ in self.counts(encoder)]
+
+        def per_row(store: list[torch.Tensor], units: int) -> GateFn:
+            def gate_for(x: torch.Tensor) -> torch.Tensor:
+                if x.ndim < 2:
+                    raise ValueError(f"per-example gates need inputs with a row dimension, got shape {tuple(x.shape)}")
+                store.append(torch.ones(x.shape[0], units, device=x.device, requires_grad=True))
+                return store[-1]
+            return gate_for
+
+        handles = [self.gate_hook(encoder, i, per_row(captured[i], n)) for i, n in enumerate(self.counts(encoder)) if n]
+        try:
+            yield captured
         finally:
             for handle in handles:
                 handle.remove()
@@ -95,14 +129,30 @@ class _WidthUnits(UnitKind):
     def l1(self, encoder: Encoder) -> list[torch.Tensor]:
         return self._sum(encoder, "l1")
 
-    def gate_hook(self, encoder: Encoder, index: int, gate: torch.Tensor):
+    def output_projection(self, encoder: Encoder, index: int) -> nn.Module:
+        return self._projections(encoder)[1].linear(encoder.layers()[index])
+
+    def output_block(self, encoder: Encoder, index: int) -> nn.Module:
+        """The module around ``output_projection`` (BERT layout: ``attention.output`` / ``output``,
+        called with the projection input and the residual)."""
+        parent, _, _ = self._projections(encoder)[1].path.rpartition(".")
         layer = encoder.layers()[index]
-        width = self._width(encoder, layer)
+        return layer.get_submodule(parent) if parent else layer
+
+    def width(self, encoder: Encoder, index: int) -> int:
+        return self._width(encoder, encoder.layers()[index])
+
+    def gate_hook(self, encoder: Encoder, index: int, gate_for: GateFn):
+        width = self.width(encoder, index)
 
         def scale(module, args):
-            return (args[0] * gate.repeat_interleave(width).to(args[0].dtype), *args[1:])
+            x = args[0]
+            gate = gate_for(x).repeat_interleave(width, dim=-1).to(x.dtype)
+            if gate.ndim == 2:  # one gate per row: broadcast over the token positions
+                gate = gate.view(gate.shape[0], *([1] * (x.ndim - 2)), gate.shape[1])
+            return (x * gate, *args[1:])
 
-        return self._projections(encoder)[1].linear(layer).register_forward_pre_hook(scale)
+        return self.output_projection(encoder, index).register_forward_pre_hook(scale)
 
     def _keep(self, encoder: Encoder, index: int, kept: list[int]) -> list[Cut]:
         raise NotImplementedError
@@ -168,11 +218,14 @@ class Layers(UnitKind):
     def l1(self, encoder: Encoder) -> list[torch.Tensor]:
         return [torch.tensor([float(sum(effective_weight(m).abs().sum() for m in ms))]) for ms in _layer_linears(encoder)]
 
-    def gate_hook(self, encoder: Encoder, index: int, gate: torch.Tensor):
+    def gate_hook(self, encoder: Encoder, index: int, gate_for: GateFn):
         def scale_layer(module, args, kwargs, output):
             hidden = args[0] if args else kwargs["hidden_states"]
             out = output[0] if isinstance(output, tuple) else output
-            mixed = hidden + gate.to(out.dtype) * (out - hidden)
+            gate = gate_for(hidden).to(out.dtype)
+            if gate.ndim == 2:
+                gate = gate.view(gate.shape[0], *([1] * (out.ndim - 1)))
+            mixed = hidden + gate * (out - hidden)
             return (mixed, *output[1:]) if isinstance(output, tuple) else mixed
 
         return encoder.layers()[index].register_forward_hook(scale_layer, with_kwargs=True)

@@ -51,6 +51,10 @@ class Task(ABC):
         """Mean loss of a batch."""
 
     @abstractmethod
+    def distill_loss(self, student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Mean loss pulling the ``student``'s raw outputs towards the ``teacher``'s (distillation)."""
+
+    @abstractmethod
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         """Predictions in label space (class ids or scores)."""
 

@@ -59,6 +59,13 @@ class ParaphraseTask(Task):
     def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(upcast(outputs), labels.to(upcast(outputs).dtype))
 
+    def distill_loss(self, student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+        """KL(teacher || student) of the Bernoulli distributions of the logits at ``temperature``, times T^2."""
+        s, t = upcast(student) / temperature, upcast(teacher) / temperature
+        p = torch.sigmoid(t)
+        kl = p * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - p) * (F.logsigmoid(-t) - F.logsigmoid(-s))
+        return kl.mean() * temperature ** 2
+
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         return (outputs > 0).long()
 

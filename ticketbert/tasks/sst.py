@@ -46,6 +46,12 @@ class SentimentTask(Task):
     def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(upcast(outputs), labels.long())
 
+    def distill_loss(self, student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+        """KL(teacher || student) of the class distributions at ``temperature``, times T^2 (Hinton et al.)."""
+        log_student = F.log_softmax(upcast(student) / temperature, dim=-1)
+        log_teacher = F.log_softmax(upcast(teacher) / temperature, dim=-1)
+        return F.kl_div(log_student, log_teacher, log_target=True, reduction="batchmean") * temperature ** 2
+
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         return outputs.argmax(dim=-1)
 

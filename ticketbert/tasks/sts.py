@@ -54,6 +54,10 @@ class SimilarityTask(Task):
     def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.l1_loss(upcast(outputs), labels.to(upcast(outputs).dtype))
 
+    def distill_loss(self, student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Mean squared difference of the predicted scores (a regression: no temperature)."""
+        return F.mse_loss(upcast(student), upcast(teacher).detach())
+
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         return outputs
 

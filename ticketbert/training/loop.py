@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +18,9 @@ from ticketbert.models.compute import attention_flops_per_token, linear_flops_pe
 from ticketbert.training.checkpoint import checkpoint_state, has_checkpoint, load_weights, save_checkpoint
 from ticketbert.training.device import autocast, select_device, use_bf16
 from ticketbert.training.evaluate import evaluate
+
+
+BatchLoss = Callable[[torch.nn.Module, str, Any], torch.Tensor]  # (model, task name, Batch) -> loss
 
 
 class Logger(Protocol):
@@ -89,13 +92,15 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
 
 def fit(model: torch.nn.Module, data: dict[str, TaskData], config: TrainConfig, *, pad_id: int,
         logger: Logger | None = None, checkpoint_dir: Path | None = None,
-        callbacks: Sequence[Callback] = (), epochs: int | None = None, first_epoch: int = 1) -> TrainResult:
+        callbacks: Sequence[Callback] = (), epochs: int | None = None, first_epoch: int = 1,
+        batch_loss: BatchLoss | None = None) -> TrainResult:
     """Fine-tune ``model`` on ``data`` for ``epochs`` (default ``config.epochs``).
 
     After every epoch: metrics on every task's full dev set and fixed train subsample, sent to
     ``logger`` with step = epoch, and a checkpoint in ``checkpoint_dir``. If that directory holds
     a checkpoint, training resumes from it and ends where an uninterrupted run would.
     ``first_epoch`` numbers the epochs of a later phase (e.g. after pruning) after earlier ones.
+    ``batch_loss`` replaces the task loss (e.g. ``ticketbert.pruning.distill.Distiller``).
     """
     epochs = config.epochs if epochs is None else epochs
     device = select_device(config.device)
@@ -135,7 +140,10 @@ def fit(model: torch.nn.Module, data: dict[str, TaskData], config: TrainConfig, 
             task_data = data[task_name]
             batch = collate(task_data.train, indices, pad_id).to(device)
             with autocast(device, bf16):
-                loss = task_data.task.loss(model(task_name, batch), batch.labels)
+                if batch_loss is not None:
+                    loss = batch_loss(model, task_name, batch)
+                else:
+                    loss = task_data.task.loss(model(task_name, batch), batch.labels)
             loss.backward()
             if config.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)

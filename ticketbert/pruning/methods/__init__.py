@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ticketbert.pruning.methods.base import Method, Plan, Scores
+from ticketbert.pruning.methods.joint import HeadsAndFfn
 from ticketbert.pruning.methods.magnitude import Magnitude
 from ticketbert.pruning.methods.structured import Structured
 from ticketbert.pruning.units import UNIT_KINDS
@@ -12,6 +13,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Structured(UNIT_KINDS["heads"], default_criterion="taylor"),
     Structured(UNIT_KINDS["ffn"], default_criterion="taylor"),
     Structured(UNIT_KINDS["layers"], default_criterion="loss_increment"),
+    HeadsAndFfn(),
 )}
 
 

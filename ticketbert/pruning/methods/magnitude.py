@@ -23,7 +23,7 @@ class Magnitude(Method):
         values = magnitude_scores(model, include, exclude)
         return Scores(self.name, criterion, values, total=sum(v.numel() for v in values.values()))
 
-    def plan(self, scores, sparsity, scope, exclude=None) -> Plan:
+    def plan(self, scores, sparsity, scope, exclude=None, **options) -> Plan:
         return Plan(self.name, scores.criterion, sparsity, masks=plan_masks(scores.values, sparsity, scope))
 
     def apply(self, model, plan) -> list:

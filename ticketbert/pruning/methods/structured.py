@@ -23,7 +23,7 @@ def reachable(unit_sizes: list[torch.Tensor], total: int, keep_one: bool) -> flo
 class Structured(Method):
     """Removes whole units of ``unit``; ``layers`` keeps at least one layer."""
 
-    criteria = ("l1", "taylor", "loss_increment")
+    criteria = ("l1", "taylor", "loss_increment", "fisher", "fisher_batch")
 
     def __init__(self, unit: UnitKind, default_criterion: str):
         self.unit, self.name, self.default_criterion = unit, unit.name, default_criterion
@@ -39,10 +39,14 @@ class Structured(Method):
         values = chosen(model, encoder, self.unit, calibration)
         passes = chosen.passes(values)
         flops = passes * calibration.tokens * flops_per_token(model, FLOPS_SEQ_LEN) if calibration and passes else 0.0
+        return self.scores_from(model, criterion, values, flops)
+
+    def scores_from(self, model, criterion, values, flops=0.0) -> Scores:
+        encoder = require_encoder(model, f"method {self.name!r}")
         return Scores(self.name, criterion, values, self.unit.weight_counts(encoder),
                       count_prunable(model, nonzero=False), flops)
 
-    def plan(self, scores: Scores, sparsity: float, scope: str, exclude=None) -> Plan:
+    def plan(self, scores: Scores, sparsity: float, scope: str, exclude=None, **options) -> Plan:
         limit = reachable(scores.unit_sizes, scores.total, self.keep_one)
         if sparsity > limit + 1e-9:
             raise ValueError(f"method {self.name!r} can remove at most {limit:.1%} of the prunable encoder "
