@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from transformers import Trainer, TrainerCallback
 
-from ticketbert.pruning.api import PruningReport, method_limit
+from ticketbert.pruning.api import PruningReport
 from ticketbert.pruning.early_bird import EarlyBirdPruner
 
 
@@ -35,10 +35,7 @@ class EarlyBirdCallback(TrainerCallback):
         self.pending: dict[str, float] = {}
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        limit = method_limit(model, self.pruner.method)
-        if self.pruner.sparsity > limit + 1e-9:
-            raise ValueError(f"method {self.pruner.method!r} can remove at most {limit:.1%} of this model's prunable "
-                             f"weights, asked for {self.pruner.sparsity:.1%}")
+        self.pruner.check_model(model)
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
         if self.report is not None:

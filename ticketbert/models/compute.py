@@ -12,6 +12,7 @@ from transformers.pytorch_utils import Conv1D
 from ticketbert.models.families import Encoder, find_encoder, present
 
 LINEAR_TYPES = (nn.Linear, Conv1D)  # weight matrices of "any other module"
+FLOPS_SEQ_LEN = 128  # the sequence length FLOPs per token are reported at
 
 
 def effective_weight(linear: nn.Module) -> torch.Tensor:
@@ -90,7 +91,7 @@ def linear_flops_per_token(model: nn.Module) -> float:
     return 2.0 * count_prunable(model, nonzero=True)
 
 
-def flops_per_token(model: nn.Module, seq_len: int = 128) -> float:
+def flops_per_token(model: nn.Module, seq_len: int = FLOPS_SEQ_LEN) -> float:
     """Forward FLOPs per token of the encoder's layers (embeddings and heads are negligible)."""
     return linear_flops_per_token(model) + attention_flops_per_token(model, seq_len)
 

@@ -32,13 +32,13 @@ def load_tokenizer(name: str):
     return AutoTokenizer.from_pretrained(resolve_encoder(name))
 
 
-def _model_class(config) -> type[PreTrainedModel]:
-    """The class a saved config names (``architectures``), else the family's base model."""
+def _model_class(config):
+    """The class a saved config names (``architectures``), else ``AutoModel`` (the base model)."""
     for name in getattr(config, "architectures", None) or []:
         cls = getattr(transformers, name, None)
         if cls is not None:
             return cls
-    return AutoModel._model_mapping[type(config)]
+    return AutoModel
 
 
 def load_structured(path: str | Path) -> PreTrainedModel:
@@ -49,7 +49,8 @@ def load_structured(path: str | Path) -> PreTrainedModel:
     structure = getattr(config, STRUCTURE_KEY, None)
     if structure is None:
         return _model_class(config).from_pretrained(path)
-    model = _model_class(config)._from_config(config)
+    cls = _model_class(config)
+    model = AutoModel.from_config(config) if cls is AutoModel else cls._from_config(config)
     apply_structure(require_encoder(model, "a saved structure"), structure)
     state = load_file(str(Path(path) / "model.safetensors"))
     missing, unexpected = model.load_state_dict(state, strict=False)

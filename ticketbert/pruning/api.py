@@ -17,13 +17,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ticketbert.models.compute import count_parameters, count_prunable, flops_per_token
+from ticketbert.models.compute import FLOPS_SEQ_LEN, count_parameters, count_prunable, flops_per_token
 from ticketbert.models.families import require_encoder
 from ticketbert.models.structure import Cut
 from ticketbert.pruning.calibration import Calibration, LossFn, as_calibration
 from ticketbert.pruning.criteria import get_criterion, normalize_per_layer
 from ticketbert.pruning.methods import METHODS, Plan, Scores, get_method
-from ticketbert.pruning.methods.structured import FLOPS_SEQ_LEN, reachable
 from ticketbert.pruning.optim import slice_optimizer
 from ticketbert.pruning.repair import REPAIRS, RepairResult, repair_lstsq
 
@@ -91,9 +90,7 @@ def needs_data(method: str, criterion: str | None) -> bool:
 def max_sparsity(scores: Scores) -> float:
     """The largest sparsity a method's scores can reach: every head (about a third of a BERT
     layer's weights), every FFN neuron (two thirds), or all layers but one."""
-    if scores.method in ("magnitude", "heads+ffn"):
-        return 1.0
-    return reachable(scores.unit_sizes, scores.total, scores.method == "layers")
+    return get_method(scores.method).max_sparsity(scores)
 
 
 def method_limit(model: nn.Module, method: str) -> float:

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ticketbert.models.compute import FLOPS_SEQ_LEN, flops_per_token
 from ticketbert.models.families import Encoder
 from ticketbert.pruning.calibration import Calibration, batch_examples
 from ticketbert.pruning.units import UnitKind
@@ -49,9 +50,16 @@ class Criterion:
                  calibration: Calibration | None) -> list[torch.Tensor]:
         raise NotImplementedError
 
+    fixed_passes = 0  # forward-pass equivalents per calibration token (a backward counts 2)
+
     def passes(self, scores: list[torch.Tensor]) -> int:
-        """Forward-pass equivalents over the calibration tokens that scoring cost (backward = 2)."""
-        return 0
+        """Forward-pass equivalents over the calibration tokens that scoring cost."""
+        return self.fixed_passes
+
+    def flops(self, scores: list[torch.Tensor], calibration: Calibration | None, model: nn.Module) -> float:
+        """Model FLOPs that computing ``scores`` cost (0 without calibration data)."""
+        passes = self.passes(scores)
+        return passes * calibration.tokens * flops_per_token(model, FLOPS_SEQ_LEN) if calibration and passes else 0.0
 
 
 class L1(Criterion):
@@ -115,6 +123,7 @@ def example_gate_gradients(model: nn.Module, encoder: Encoder, unit: UnitKind,
 
 class Taylor(Criterion):
     name = "taylor"
+    fixed_passes = 3  # forward + backward
 
     def __call__(self, model, encoder, unit, calibration):
         """Sum over calibration batches of |d loss / d gate| (batch-size weighted)."""
@@ -124,12 +133,10 @@ class Taylor(Criterion):
                 total += grad.abs() * (examples / calibration.examples)
         return scores
 
-    def passes(self, scores):
-        return 3
-
 
 class Fisher(Criterion):
     name = "fisher"
+    fixed_passes = 3  # forward + backward
 
     def __call__(self, model, encoder, unit, calibration):
         """Sum over calibration examples of (d loss_example / d gate)^2 (one backward per batch)."""
@@ -139,12 +146,10 @@ class Fisher(Criterion):
                 total += grad.pow(2).sum(0)
         return scores
 
-    def passes(self, scores):
-        return 3
-
 
 class FisherBatch(Criterion):
     name = "fisher_batch"
+    fixed_passes = 3  # forward + backward
 
     def __call__(self, model, encoder, unit, calibration):
         """Sum over calibration batches of batch size x (d mean batch loss / d gate)^2."""
@@ -153,9 +158,6 @@ class FisherBatch(Criterion):
             for total, grad in zip(scores, grads):
                 total += grad.pow(2) * examples
         return scores
-
-    def passes(self, scores):
-        return 3
 
 
 class LossIncrement(Criterion):

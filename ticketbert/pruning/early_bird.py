@@ -64,12 +64,9 @@ class EarlyBirdPruner:
         if needs_data(method, self.criterion) and data is None:
             raise ValueError(f"method {method!r} with criterion {self.criterion!r} draws masks from a loss: pass data= "
                              f"(batches) and, unless model(**batch).loss works, loss_fn=; or use criterion='l1'")
-        if model is not None:
-            limit = method_limit(model, method)
-            if sparsity > limit + 1e-9:
-                raise ValueError(f"method {method!r} can remove at most {limit:.1%} of this model's prunable "
-                                 f"weights, asked for {sparsity:.1%}")
         self.method, self.sparsity, self.scope = method, sparsity, scope
+        if model is not None:
+            self.check_model(model)
         self.interval, self.window, self.epsilon, self.max_steps = interval, window, epsilon, max_steps
         self.data = as_calibration(data, loss_fn) if data is not None else None
         self.steps = 0
@@ -79,6 +76,13 @@ class EarlyBirdPruner:
         self.found_at: int | None = None
         self.converged = False
         self.scoring_flops = 0.0  # model FLOPs the mask draws cost (calibration passes; 0 for l1)
+
+    def check_model(self, model: nn.Module) -> None:
+        """Fail (one line) if the method cannot reach the sparsity on ``model``."""
+        limit = method_limit(model, self.method)
+        if self.sparsity > limit + 1e-9:
+            raise ValueError(f"method {self.method!r} can remove at most {limit:.1%} of this model's prunable "
+                             f"weights, asked for {self.sparsity:.1%}")
 
     @property
     def found(self) -> bool:

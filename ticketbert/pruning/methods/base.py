@@ -58,6 +58,10 @@ class Method:
         """The largest sparsity the method can reach on ``model``."""
         raise NotImplementedError
 
+    def max_sparsity(self, scores: "Scores") -> float:
+        """The largest sparsity ``scores`` can be planned at (structured methods: what their units hold)."""
+        return 1.0
+
     def score(self, model: nn.Module, criterion: str, calibration: Calibration | None, *,
               include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Scores:
         raise NotImplementedError

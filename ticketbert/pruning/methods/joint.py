@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import torch
 
-from ticketbert.models.compute import count_prunable, flops_per_token
+from ticketbert.models.compute import FLOPS_SEQ_LEN, count_prunable, flops_per_token
 from ticketbert.models.families import Encoder, require_encoder
 from ticketbert.pruning.criteria import get_criterion
 from ticketbert.pruning.methods.base import Method, Plan, Scores
-from ticketbert.pruning.methods.structured import FLOPS_SEQ_LEN
 from ticketbert.pruning.units import UNIT_KINDS
 
 KINDS = ("heads", "ffn")
@@ -96,8 +95,7 @@ class HeadsAndFfn(Method):
         encoder = require_encoder(model, f"method {self.name!r}")
         chosen = get_criterion(criterion)
         values = {kind: chosen(model, encoder, UNIT_KINDS[kind], calibration) for kind in KINDS}
-        passes = sum(chosen.passes(v) for v in values.values())
-        flops = passes * calibration.tokens * flops_per_token(model, FLOPS_SEQ_LEN) if calibration and passes else 0.0
+        flops = sum(chosen.flops(v, calibration, model) for v in values.values())
         return self.scores_from(model, criterion, values, flops)
 
     def scores_from(self, model, criterion, values, flops=0.0) -> Scores:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import torch
 
-from ticketbert.models.compute import count_prunable, flops_per_token
+from ticketbert.models.compute import count_prunable
 from ticketbert.models.families import require_encoder
 from ticketbert.pruning.criteria import get_criterion
 from ticketbert.pruning.methods.base import Method, Plan, Scores
 from ticketbert.pruning.units import UnitKind
 
-FLOPS_SEQ_LEN = 128
 
 
 def reachable(unit_sizes: list[torch.Tensor], total: int, keep_one: bool) -> float:
@@ -37,17 +36,18 @@ class Structured(Method):
         encoder = require_encoder(model, f"method {self.name!r}")
         chosen = get_criterion(criterion)
         values = chosen(model, encoder, self.unit, calibration)
-        passes = chosen.passes(values)
-        flops = passes * calibration.tokens * flops_per_token(model, FLOPS_SEQ_LEN) if calibration and passes else 0.0
-        return self.scores_from(model, criterion, values, flops)
+        return self.scores_from(model, criterion, values, chosen.flops(values, calibration, model))
 
     def scores_from(self, model, criterion, values, flops=0.0) -> Scores:
         encoder = require_encoder(model, f"method {self.name!r}")
         return Scores(self.name, criterion, values, self.unit.weight_counts(encoder),
                       count_prunable(model, nonzero=False), flops)
 
+    def max_sparsity(self, scores: Scores) -> float:
+        return reachable(scores.unit_sizes, scores.total, self.keep_one)
+
     def plan(self, scores: Scores, sparsity: float, scope: str, exclude=None, **options) -> Plan:
-        limit = reachable(scores.unit_sizes, scores.total, self.keep_one)
+        limit = self.max_sparsity(scores)
         if sparsity > limit + 1e-9:
             raise ValueError(f"method {self.name!r} can remove at most {limit:.1%} of the prunable encoder "
                              f"weights, asked for {sparsity:.1%}")
