@@ -17,7 +17,7 @@ import ray
 
 from ticketbert.config import ConfigError
 from tune.config import ResourcesConfig, load_sweep_config
-from tune.resources import plan_resources
+from tune.resources import plan_resources, structured_limits
 from tune.sweep import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +31,15 @@ def test_grid_expansion():
     assert len(trials) == 2 * 2 * (1 + 3 + 3)  # dense baseline once per task and seed
     assert {t["criterion"] for t in trials if t["method"] == "heads"} == {"loss_increment"}
     assert len(config.groups()) == 4
+
+
+def test_levels_a_method_cannot_reach_are_skipped_with_a_note():
+    config = load_sweep_config(ROOT / "configs" / "study.yaml", ["grid.tasks=[sts]", "grid.seeds=[0]",
+                                                                 "grid.methods=[magnitude,ffn,heads+ffn]"])
+    kept, notes = structured_limits(config)
+    reached = {(p["method"], p["sparsity"]) for p in kept}
+    assert ("heads+ffn", 0.9) in reached and ("magnitude", 0.9) in reached and ("ffn", 0.6) in reached
+    assert notes == [f"skipped sts/ffn@{s:g}: ffn reaches at most 66.7%" for s in (0.7, 0.8, 0.9)]
 
 
 @pytest.mark.parametrize("override, message", [
@@ -83,7 +92,8 @@ def child_runs(tmp: Path, name: str):
 @pytest.mark.ray
 def test_tiny_sweep_end_to_end(tiny_encoder_dir, tmp_path, capsys):
     args = sweep_args(tmp_path, tiny_encoder_dir, "tiny", [
-        "grid.methods=[none,magnitude,heads]", "grid.sparsities=[0.0,0.25]", "grid.seeds=[0]",
+        "grid.methods=[none,magnitude,heads+ffn]", "grid.criteria={heads+ffn: fisher}", "grid.sparsities=[0.0,0.25]",
+        "grid.seeds=[0]",
         "search.space={train.lr: {low: 1.0e-4, high: 1.0e-2, log: true}}", "search.num_samples=2"])
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -109,7 +119,8 @@ def test_tiny_sweep_end_to_end(tiny_encoder_dir, tmp_path, capsys):
         assert run.data.tags["mlflow.parentRunId"]
     pruned = [r for r in runs if r.data.tags["stage"] == "prune"]
     assert {(r.data.tags["method"], r.data.tags["sparsity"]) for r in pruned} == {
-        ("magnitude", "0.0"), ("magnitude", "0.25"), ("heads", "0.0"), ("heads", "0.25")}
+        ("magnitude", "0.0"), ("magnitude", "0.25"), ("heads+ffn", "0.0"), ("heads+ffn", "0.25")}
+    assert {r.data.tags["criterion"] for r in pruned if r.data.tags["method"] == "heads+ffn"} == {"fisher"}
     assert all("speedup" in r.data.metrics and "achieved_sparsity" in r.data.metrics for r in pruned)
 
 

@@ -41,6 +41,8 @@ def test_same_run_key_reopens_instead_of_duplicating(tmp_path):
 
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+    # MLflow refuses "+" in a key: the sweep's grid.criteria has a "heads+ffn" key
+    assert flatten({"criteria": {"heads+ffn": "fisher"}}) == {"criteria.heads_ffn": "fisher"}
 
 
 def test_cli_reports_bad_config_in_one_line(capsys):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ from mlflow.tracking import MlflowClient
 RUN_KEY_TAG = "ticketbert.run_key"
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_LENGTH = 6000
+_BAD_KEY_CHARACTERS = re.compile(r"[^\w\-. :/]")
 T = TypeVar("T")
 
 
@@ -39,11 +41,17 @@ def _artifact_root(uri: str) -> str | None:
     return None
 
 
+def mlflow_key(name: str) -> str:
+    """``name`` with every character MLflow refuses in a param or metric key replaced by ``_``
+    (``grid.criteria.heads+ffn`` -> ``grid.criteria.heads_ffn``)."""
+    return _BAD_KEY_CHARACTERS.sub("_", name)
+
+
 def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"lr": 1e-5}}`` -> ``{"train.lr": 1e-5}``."""
+    """``{"train": {"lr": 1e-5}}`` -> ``{"train.lr": 1e-5}``, keys made valid for MLflow."""
     flat: dict[str, Any] = {}
     for key, value in nested.items():
-        name = f"{prefix}{key}"
+        name = f"{prefix}{mlflow_key(str(key))}"
         if isinstance(value, Mapping):
             flat.update(flatten(value, f"{name}."))
         else:
@@ -89,7 +97,7 @@ class MlflowLogger:
     def log_dict(self, payload: Mapping[str, float], step: int) -> None:
         """All of ``payload`` as one batch at ``step`` (one store round-trip)."""
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, step) for k, v in payload.items() if v is not None]
+        metrics = [Metric(mlflow_key(k), float(v), now, step) for k, v in payload.items() if v is not None]
         _retry(lambda: self.client.log_batch(self.run_id, metrics=metrics))
 
     def log_params(self, params: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ticketbert.config import (ConfigError, Criterion, PruneConfig, PruneMethod, RunConfig, SparsityLevel, TaskName,
                                _Strict, merge, parse_overrides, read_yaml, validate)
+from ticketbert.pruning.methods import METHODS
 
 
 class GridConfig(_Strict):
@@ -26,7 +27,7 @@ class GridConfig(_Strict):
     @classmethod
     def _known_methods(cls, criteria: dict[str, str]) -> dict[str, str]:
         for method in criteria:
-            if method not in ("magnitude", "heads", "ffn", "layers", "heads+ffn"):
+            if method not in METHODS:
                 raise ValueError(f"criteria: unknown method {method!r}")
         return criteria
 

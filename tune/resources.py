@@ -71,10 +71,11 @@ def structured_limits(config: SweepConfig) -> tuple[list[dict], list[str]]:
 
     with torch.device("meta"):
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(resolve_encoder(config.base.model.encoder)))
-    limits = {method: method_limit(encoder, method) for method in ("magnitude", "heads", "ffn", "layers")}
-    limits["none"] = 1.0
+    points = config.trials()
+    limits = {method: 1.0 if method == "none" else method_limit(encoder, method)
+              for method in {point["method"] for point in points}}
     kept, notes = [], []
-    for point in config.trials():
+    for point in points:
         if point["sparsity"] > limits[point["method"]] + 1e-9:
             notes.append(f"skipped {point['task']}/{point['method']}@{point['sparsity']:g}: "
                          f"{point['method']} reaches at most {limits[point['method']]:.1%}")
