@@ -3,6 +3,11 @@
 Both nodes run on this machine (loopback only, short temp dirs for Ray's unix sockets): a head
 node and a worker node with one CPU each, so two concurrent trials must land on both. Slow
 (two sweeps, a cluster and a server start): ``python -m pytest -q -m cluster tests/test_cluster.py``.
+
+Each pruning trial recovers for 40 short epochs (~15 s): Tune reuses a warm trial actor for the
+next trial rather than wait for a new one, so with trials shorter than a cold actor's start
+(imports: 5 s on an idle machine, 20 s and more on a busy one) every trial ran on the first node
+and the worker could finish its trial before the test killed it.
 """
 
 from __future__ import annotations
@@ -148,9 +153,9 @@ def cluster():
 def sweep_command(cluster: LocalCluster, name: str, encoder: Path, sparsities: list[float]) -> list[str]:
     return [sys.executable, "-m", "tune.sweep", "--address", cluster.address, f"name={name}",
             f"storage={cluster.root / 'ray'}", f"model.encoder={encoder}", "train.epochs=1", "train.lr=1e-3",
-            "train.batch_size={sst: 8, para: 8, sts: 8}", "data.max_train_examples=64", "data.max_dev_examples=32",
+            "train.batch_size={sst: 8, para: 8, sts: 8}", "data.max_train_examples=192", "data.max_dev_examples=32",
             "data.train_eval_examples=16", "prune.calibration_examples=8", "grid.tasks=[sst]",
-            "grid.methods=[magnitude]", f"grid.sparsities={sparsities}", "prune.recovery_epochs=1",
+            "grid.methods=[magnitude]", f"grid.sparsities={sparsities}", "prune.recovery_epochs=40",
             "max_failures=2"]
 
 
