@@ -59,7 +59,7 @@ class LocalCluster:
                     "PYTHONPATH": str(ROOT)}
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.workers: list[subprocess.Popen] = []
+        self.workers: dict[str, subprocess.Popen] = {}
         self.server: subprocess.Popen | None = None
         self.tracking_uri = ""
 
@@ -78,7 +78,7 @@ class LocalCluster:
             [RAY, "start", "--address", self.address, "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
              "--resources", json.dumps({name: 1}), "--temp-dir", str(self.root / name), "--block"],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.workers.append(worker)
+        self.workers[name] = worker
         return worker
 
     def node_ids(self) -> dict[str, str]:
@@ -109,10 +109,12 @@ class LocalCluster:
         wait_for(up, 120, "the mlflow server")
 
     @staticmethod
-    def kill(process: subprocess.Popen, temp_dir: Path | None = None) -> None:
+    def kill(process: subprocess.Popen | None, temp_dir: Path | None = None) -> None:
         """SIGKILL a process group and every process started with ``temp_dir`` in its command
-        line (a node's raylet, agents and trial workers, which Ray puts in groups of their own)."""
-        pids = {process.pid}
+        line (a node's raylet, GCS, agents, which Ray puts in groups of their own; its trial
+        workers exit with their raylet). Never ``ray stop``: that kills every Ray instance on the
+        machine, other users' sweeps included."""
+        pids = {process.pid} if process is not None else set()
         if temp_dir is not None:
             for entry in Path("/proc").iterdir():
                 try:
@@ -122,15 +124,16 @@ class LocalCluster:
                     continue
         for pid in pids:
             try:
-                os.killpg(pid, signal.SIGKILL) if pid == process.pid else os.kill(pid, signal.SIGKILL)
+                os.killpg(pid, signal.SIGKILL) if process is not None and pid == process.pid else os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        process.wait(timeout=60)
+        if process is not None:
+            process.wait(timeout=60)
 
     def stop(self) -> None:
-        for worker in self.workers:
-            self.kill(worker)
-        self.ray("stop", "--force")
+        for name, worker in self.workers.items():
+            self.kill(worker, self.root / name)
+        self.kill(None, self.root / "h")
         if self.server is not None:
             self.kill(self.server)
 
@@ -202,7 +205,7 @@ def test_sweep_spreads_over_two_nodes_and_survives_a_dead_worker(cluster, tiny_e
     wait_for(running_on_worker, 400, "a pruning trial on the worker node")
     figures["killed_worker_after_s"] = round(time.time() - started, 1)
     killed_at_ms = time.time() * 1000
-    cluster.kill(cluster.workers[0], cluster.root / "w1")
+    cluster.kill(cluster.workers["w1"], cluster.root / "w1")
     assert sweep.wait(timeout=600) == 0, (tmp_path / "killed.log").read_text()[-3000:]
     figures["dead_worker_wall_s"] = round(time.time() - started, 1)
     output = (tmp_path / "killed.log").read_text()
