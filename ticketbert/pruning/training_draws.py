@@ -8,12 +8,14 @@ step ``collect`` folds them into the criterion's running sums (``GateGradient.te
 the gates, so memory does not grow.
 
 Scale: an optimizer step's loss is taken to be the mean over the step's examples (ticketbert's
-loop; the Hugging Face ``Trainer``, which divides by the gradient-accumulation steps; a loop
-calling ``(loss / k).backward()`` over ``k`` equal micro-batches). An example's gradient of its
-own loss is then the step's example count times its rows' gradients, and the sums equal the
-criterion's over the same batches as calibration data (``taylor``, ``fisher_batch``: one term per
-forward pass, i.e. per micro-batch). A step loss of another scale multiplies the terms of all units
-alike.
+loop; any loop without gradient accumulation; one calling ``(loss / k).backward()`` over ``k``
+equal micro-batches). An example's gradient of its own loss is then the step's example count
+times its rows' gradients, and the sums equal the criterion's over the same batches as
+calibration data (``taylor``, ``fisher_batch``: one term per forward pass, i.e. per micro-batch).
+A step loss of another scale multiplies every unit's terms alike (e.g. the Hugging Face
+``Trainer`` accumulating ``k`` micro-batches of a model that accepts ``num_items_in_batch`` but
+ignores it, as BERT classification does: its step loss is ``k`` means, not one), which leaves
+the masks as they are when every step has the same ``k``.
 
 Cost: no extra forward or backward pass. Each gated projection input is multiplied by its gate in
 the forward pass, and the backward adds the gate's gradient (a multiply and a sum over tokens):
