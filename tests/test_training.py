@@ -6,7 +6,7 @@ import torch
 from ticketbert.models import build_model
 from ticketbert.training.checkpoint import has_checkpoint
 from ticketbert.training.device import autocast, native_bf16, seed_everything, use_bf16
-from ticketbert.training.loop import build_optimizer, fit, training_schedule
+from ticketbert.training.loop import Callback, build_optimizer, fit, training_schedule
 
 
 def _model(config):
@@ -125,26 +125,14 @@ def _same_groups(optimizer, models):
             for group in optimizer.param_groups]
 
 
-class _StopAfterEpoch:
+class _StopAfterEpoch(Callback):
     """Simulates a crash after ``epoch`` epochs (the loop stops before the next one)."""
 
     def __init__(self, epoch):
         self.epoch, self.should_stop = epoch, False
 
-    def on_step_end(self, model, step, optimizer, totals):
-        pass
-
-    def on_resume(self, model):
-        pass
-
     def on_epoch_end(self, model, epoch, metrics):
         self.should_stop = epoch >= self.epoch
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
 
 
 def test_learning_rate_scale_keeps_the_schedule_and_survives_a_resume():

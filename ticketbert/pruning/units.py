@@ -236,7 +236,7 @@ class Layers(UnitKind):
             gate = gate.to(out.dtype)
             if gate.ndim == 2:
                 gate = gate.view(gate.shape[0], *([1] * (out.ndim - 1)))
-            mixed = out + (gate - 1) * (out - hidden)  # the layer's output exactly at gate 1, its input at 0
+            mixed = out + (gate - 1) * (out - hidden)  # exactly the layer's output at gate 1; its input at 0
             return (mixed, *output[1:]) if isinstance(output, tuple) else mixed
 
         return encoder.layers()[index].register_forward_hook(scale_layer, with_kwargs=True)
