@@ -164,6 +164,48 @@ def test_multitask_early_bird_draws_from_every_tasks_training_loss(tiny_run_conf
     assert sum(widths) < sum(layer.intermediate.dense.out_features for layer in dense.encoder.encoder.layer)
 
 
+def test_training_draws_resumed_mid_search_end_where_a_straight_run_does(tiny_run_config, tiny_task_data, tokenizer,
+                                                                         tmp_path):
+    """A crash after epoch 1, during the search: the resumed run re-attaches the gates, restores
+    the pruner's steps, distances and last mask, and (draws falling on the epoch's end, so no sums
+    are lost) finds the same ticket and ends with the same weights as an uninterrupted run."""
+    from ticketbert.training.callbacks import EarlyBirdHook
+    from ticketbert.training.loop import Callback, fit, training_schedule
+
+    data = {"sst": tiny_task_data["sst"]}
+    train = tiny_run_config.train.model_copy(update={"epochs": 2, "tasks": ["sst"]})
+    steps_per_epoch = len(training_schedule(data, train, 0))
+    assert steps_per_epoch % 3 == 0
+
+    class Crash(Exception):
+        pass
+
+    class CrashAfterFirstEpoch(Callback):
+        def on_epoch_end(self, model, epoch, metrics):
+            if epoch == 1:
+                raise Crash
+
+    def run(directory, *callbacks):
+        torch.manual_seed(7)
+        model = build_model(tiny_run_config.model, ["sst"])
+        pruner = EarlyBirdPruner("ffn", 0.3, criterion="fisher", interval=3, max_steps=steps_per_epoch + 3,
+                                 model=model)
+        hook = EarlyBirdHook(pruner, search_lr_scale=2.0)
+        return model, hook, fit(model, data, train, pad_id=tokenizer.pad_token_id, checkpoint_dir=directory,
+                                callbacks=[hook, *callbacks])
+
+    model, straight_hook, straight = run(tmp_path / "straight")
+    with pytest.raises(Crash):
+        run(tmp_path / "crash", CrashAfterFirstEpoch())
+    resumed_model, resumed_hook, resumed = run(tmp_path / "crash")
+    assert straight_hook.pruned_at == resumed_hook.pruned_at == steps_per_epoch + 3
+    assert resumed_hook.pruner.distances == straight_hook.pruner.distances
+    assert resumed_hook.pruner.plan.removed == straight_hook.pruner.plan.removed
+    assert resumed.history[-1] == pytest.approx({**straight.history[-1], "epoch_seconds": resumed.history[-1]["epoch_seconds"]})
+    for (name, a), (_, b) in zip(model.state_dict().items(), resumed_model.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+
+
 def test_imp_mode_reaches_target_with_rewinding(tiny_run_config):
     config = tiny_run_config.model_copy(deep=True)
     config.train.epochs = 1
