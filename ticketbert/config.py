@@ -153,7 +153,8 @@ class PruneConfig(_Strict):
         if self.method == "heads+ffn" and self.criterion in ("l1",):
             raise ValueError("prune.criterion: heads+ffn needs loss-based scores comparable across kinds "
                              "(fisher, fisher_batch, taylor, loss_increment), got 'l1'")
-        if self.early_bird_draws == "training" and (self.method == "magnitude" or self.criterion in ("l1", "loss_increment")):
+        no_gradients = self.method == "magnitude" or self.criterion in ("l1", "loss_increment")
+        if self.early_bird_draws == "training" and no_gradients:
             raise ValueError(f"prune.early_bird_draws: training draws sum gate gradients; criterion must be taylor, "
                              f"fisher or fisher_batch, got method {self.method!r} with criterion {self.criterion!r}")
         if self.repair is not None and self.method not in ("none", "heads", "ffn", "heads+ffn"):
