@@ -40,6 +40,8 @@ def test_shipped_run_configs_load(path):
     ("prune.criterion=entropy", "prune.criterion"),
     ("prune.levels=[0.1,1.5]", "prune.levels.1"),
     ("prune.mode=magic", "prune.mode"),
+    ("prune.early_bird_draws=sometimes", "prune.early_bird_draws"),
+    ("prune.early_bird_search_lr=0", "prune.early_bird_search_lr"),
 ])
 def test_bad_field_is_one_line_naming_it(override, field):
     with pytest.raises(ConfigError) as info:
@@ -47,6 +49,15 @@ def test_bad_field_is_one_line_naming_it(override, field):
     message = str(info.value)
     assert len(message.splitlines()) == 1
     assert f": {field}:" in message
+
+
+def test_early_bird_search_follows_you_et_al_and_training_draws_need_gradients():
+    prune = load_config(None, []).prune
+    assert (prune.early_bird_window, prune.early_bird_epsilon, prune.early_bird_draws) == (5, 0.1, "auto")
+    for method, criterion in (("magnitude", "null"), ("ffn", "l1"), ("layers", "loss_increment")):
+        with pytest.raises(ConfigError, match="prune.early_bird_draws: training draws sum gate gradients"):
+            load_config(None, [f"prune.method={method}", f"prune.criterion={criterion}", "prune.mode=early_bird",
+                               "prune.early_bird_draws=training"])
 
 
 def test_batch_size_missing_for_task():

@@ -56,6 +56,41 @@ def test_callback_finds_prunes_and_training_finishes(tmp_path):
         torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits, atol=1e-5, rtol=1e-5)
 
 
+def test_callback_draws_from_the_trainers_backward_at_the_search_learning_rate(tmp_path):
+    """fisher masks summed from the Trainer's own backward passes (two accumulated micro-batches
+    per step), no scoring FLOPs; the schedule runs at search_lr until the ticket, then at the
+    Trainer's own rate; no gate is left on the model."""
+    from transformers import TrainerCallback
+
+    class LearningRates(TrainerCallback):
+        def __init__(self):
+            self.rates = {}
+
+        def on_step_end(self, args, state, control, optimizer=None, **kwargs):
+            self.rates[state.global_step] = optimizer.param_groups[0]["lr"]
+
+    model = classifier()
+    trainer = trainer_for(model, tmp_path, gradient_accumulation_steps=2, warmup_steps=2)
+    hooks = sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules())
+    pruner = ticketbert.EarlyBirdPruner("ffn", 0.4, criterion="fisher", interval=2, window=2, epsilon=1.0,
+                                        max_steps=6, model=model)
+    assert pruner.draws == "training"
+    callback = add_early_bird(trainer, pruner, search_lr=4e-3)
+    rates = LearningRates()
+    trainer.add_callback(rates)
+    trainer.train()
+    assert callback.report is not None and pruner.found_at == 6 and trainer.state.global_step == 12
+    assert callback.report.achieved_sparsity == pytest.approx(0.4, abs=0.02)
+    assert pruner.scoring_flops == 0
+    logged = {k: v for entry in trainer.state.log_history for k, v in entry.items()}
+    assert logged["early_bird_scoring_flops"] == 0
+    assert sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules()) == hooks
+    shape = trainer.lr_scheduler.lr_lambdas[0]
+    assert sorted(rates.rates) == list(range(1, 13))
+    for step, rate in rates.rates.items():
+        assert rate == pytest.approx((4e-3 if step < pruner.found_at else 1e-3) * shape(step), rel=1e-12), step
+
+
 def test_report_to_mlflow_carries_the_mask_distances(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

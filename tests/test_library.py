@@ -235,7 +235,7 @@ def test_early_bird_pruner_checks_its_arguments_up_front():
     with pytest.raises(ValueError, match=r"method 'heads' can remove at most 50.0% of this model's prunable weights"):
         ticketbert.EarlyBirdPruner("heads", 0.6, criterion="l1", model=model)
     with pytest.raises(ValueError, match="criterion 'taylor' draws masks from a loss: pass data="):
-        ticketbert.EarlyBirdPruner("ffn", 0.3)
+        ticketbert.EarlyBirdPruner("ffn", 0.3, draws="calibration")
     with pytest.raises(ValueError, match="unknown pruning method 'rows'"):
         ticketbert.EarlyBirdPruner("rows", 0.3)
     with pytest.raises(ValueError, match="epsilon in \\(0, 1\\]; got interval 5, window 2, epsilon 0"):
@@ -249,8 +249,8 @@ def test_early_bird_in_a_plain_loop_prunes_and_training_goes_on():
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     data = batches(2)
-    pruner = ticketbert.EarlyBirdPruner("ffn", 0.3, criterion="taylor", data=data, interval=2, window=2,
-                                        epsilon=0.5, max_steps=8, model=model)
+    pruner = ticketbert.EarlyBirdPruner("ffn", 0.3, criterion="taylor", draws="calibration", data=data, interval=2,
+                                        window=2, epsilon=0.5, max_steps=8, model=model)
     widths = []
     for step in range(12):
         _train_step(model, optimizer, batches(1, seed=step)[0])

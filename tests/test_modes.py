@@ -123,6 +123,7 @@ def test_early_bird_flops_count_every_taylor_draw(tiny_run_config, tiny_task_dat
     config.train.epochs, config.train.tasks = 2, ["sts"]
     config.prune.method, config.prune.sparsity, config.prune.mode, config.prune.criterion = "ffn", 0.2, "early_bird", "taylor"
     config.prune.early_bird_interval, config.prune.early_bird_max_steps, config.prune.calibration_examples = 2, 6, 8
+    config.prune.early_bird_draws = "calibration"
     result = run_training(config)
     draws = int(result.metrics["early_bird_step"]) // 2
     calibration = make_calibration({"sts": tiny_task_data["sts"]}, 8, pad_id=tokenizer.pad_token_id)
@@ -131,6 +132,79 @@ def test_early_bird_flops_count_every_taylor_draw(tiny_run_config, tiny_task_dat
     assert result.metrics["search_scoring_flops"] == pytest.approx(draws * one_draw)
     trained = result.metrics["total_train_flops"] - result.metrics["search_scoring_flops"]
     assert trained > result.metrics["search_train_flops"] > 0
+
+
+def test_multitask_early_bird_draws_from_every_tasks_training_loss(tiny_run_config, monkeypatch):
+    """Three tasks on one encoder (para and sts batches encode two segments per example): the
+    fisher masks are summed from each task's training backward at no scoring cost, only the
+    encoder is pruned, the task heads stay whole, and no gate is left on the model."""
+    from ticketbert.pruning.training_draws import TrainingGates
+
+    seen_tasks, gates = set(), []
+    mark, init = TrainingGates._mark_forward, TrainingGates.__init__
+    monkeypatch.setattr(TrainingGates, "__init__", lambda self, *a: gates.append(self) or init(self, *a))
+    monkeypatch.setattr(TrainingGates, "_mark_forward",
+                        lambda self, module, args, kwargs: seen_tasks.add(args[0]) or mark(self, module, args, kwargs))
+    config = tiny_run_config.model_copy(deep=True)
+    config.train.tasks = ["sst", "para", "sts"]
+    config.prune.method, config.prune.sparsity, config.prune.mode, config.prune.criterion = "ffn", 0.3, "early_bird", "fisher"
+    config.prune.early_bird_interval, config.prune.early_bird_window, config.prune.early_bird_max_steps = 2, 2, 8
+    result = run_training(config)
+    assert seen_tasks == {"sst", "para", "sts"}
+    assert len(gates) == 1 and not gates[0].attached
+    assert result.metrics["early_bird_step"] <= 8
+    assert result.metrics["achieved_sparsity"] == pytest.approx(0.3, abs=0.02)
+    assert result.metrics["search_scoring_flops"] == 0
+    assert result.metrics["total_train_flops"] == result.metrics["train_flops"] > result.metrics["search_train_flops"]
+    assert {"dev/sst/accuracy", "dev/para/accuracy", "dev/sts/pearson"} <= set(result.metrics)
+    reloaded, dense = load_pruned(result.model_dir), build_model(config.model, config.train.tasks)
+    assert {k: v.shape for k, v in reloaded.heads.state_dict().items()} == \
+        {k: v.shape for k, v in dense.heads.state_dict().items()}
+    widths = [layer.intermediate.dense.out_features for layer in reloaded.encoder.encoder.layer]
+    assert sum(widths) < sum(layer.intermediate.dense.out_features for layer in dense.encoder.encoder.layer)
+
+
+def test_training_draws_resumed_mid_search_end_where_a_straight_run_does(tiny_run_config, tiny_task_data, tokenizer,
+                                                                         tmp_path):
+    """A crash after epoch 1, during the search: the resumed run re-attaches the gates, restores
+    the pruner's steps, distances and last mask, and (draws falling on the epoch's end, so no sums
+    are lost) finds the same ticket and ends with the same weights as an uninterrupted run."""
+    from ticketbert.training.callbacks import EarlyBirdHook
+    from ticketbert.training.loop import Callback, fit, training_schedule
+
+    data = {"sst": tiny_task_data["sst"]}
+    train = tiny_run_config.train.model_copy(update={"epochs": 2, "tasks": ["sst"]})
+    steps_per_epoch = len(training_schedule(data, train, 0))
+    assert steps_per_epoch % 3 == 0
+
+    class Crash(Exception):
+        pass
+
+    class CrashAfterFirstEpoch(Callback):
+        def on_epoch_end(self, model, epoch, metrics):
+            if epoch == 1:
+                raise Crash
+
+    def run(directory, *callbacks):
+        torch.manual_seed(7)
+        model = build_model(tiny_run_config.model, ["sst"])
+        pruner = EarlyBirdPruner("ffn", 0.3, criterion="fisher", interval=3, max_steps=steps_per_epoch + 3,
+                                 model=model)
+        hook = EarlyBirdHook(pruner, search_lr_scale=2.0)
+        return model, hook, fit(model, data, train, pad_id=tokenizer.pad_token_id, checkpoint_dir=directory,
+                                callbacks=[hook, *callbacks])
+
+    model, straight_hook, straight = run(tmp_path / "straight")
+    with pytest.raises(Crash):
+        run(tmp_path / "crash", CrashAfterFirstEpoch())
+    resumed_model, resumed_hook, resumed = run(tmp_path / "crash")
+    assert straight_hook.pruned_at == resumed_hook.pruned_at == steps_per_epoch + 3
+    assert resumed_hook.pruner.distances == straight_hook.pruner.distances
+    assert resumed_hook.pruner.plan.removed == straight_hook.pruner.plan.removed
+    timeless = [{k: v for k, v in run.history[-1].items() if k != "epoch_seconds"} for run in (straight, resumed)]
+    assert timeless[0] == pytest.approx(timeless[1])
+    for (name, a), (_, b) in zip(model.state_dict().items(), resumed_model.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
 
 
 def test_imp_mode_reaches_target_with_rewinding(tiny_run_config):
@@ -146,11 +220,24 @@ def test_imp_mode_reaches_target_with_rewinding(tiny_run_config):
 
 def test_early_bird_pruning_mid_epoch_continues_the_run(tiny_run_config, tiny_task_data, tokenizer, tmp_path):
     """A ticket found mid-epoch: the same run goes on (steps, LR schedule, epochs), its FLOPs
-    follow the model's size step by step, and a resume after pruning ends where a straight run does."""
+    follow the model's size step by step, the search phase runs the schedule at its own height
+    and the step after pruning at the run's, and a resume after pruning ends where a straight run does."""
     from ticketbert.data import collate
     from ticketbert.models.compute import attention_flops_per_token, linear_flops_per_token
     from ticketbert.training.callbacks import EarlyBirdHook
-    from ticketbert.training.loop import fit, training_schedule
+    from ticketbert.training.loop import Callback, fit, training_schedule
+
+    class LearningRates(Callback):
+        """The learning rate of step 1, then after every step the next step's."""
+
+        def __init__(self):
+            self.rates = []
+
+        def on_train_begin(self, model, optimizer, scheduler):
+            self.rates.append(optimizer.param_groups[0]["lr"])
+
+        def on_step_end(self, model, step, optimizer, totals):
+            self.rates.append(optimizer.param_groups[0]["lr"])
 
     data = {"sst": tiny_task_data["sst"]}
     train = tiny_run_config.train.model_copy(update={"epochs": 3, "tasks": ["sst"]})
@@ -166,15 +253,20 @@ def test_early_bird_pruning_mid_epoch_continues_the_run(tiny_run_config, tiny_ta
 
     def hook():
         return EarlyBirdHook(EarlyBirdPruner("ffn", 0.3, criterion="l1", interval=1, window=2, epsilon=1.0,
-                                             max_steps=3))
+                                             max_steps=3), search_lr_scale=0.25)
 
-    _, _, dense = run(tmp_path / "dense", [])
+    dense_rates, pruned_rates = LearningRates(), LearningRates()
+    _, _, dense = run(tmp_path / "dense", [dense_rates])
     pruned_hook = hook()
-    model, dense_linear, pruned = run(tmp_path / "pruned", [pruned_hook])
+    model, dense_linear, pruned = run(tmp_path / "pruned", [pruned_hook, pruned_rates])
     found = pruned_hook.pruned_at
     assert 1 < found < steps_per_epoch  # mid-epoch
     assert pruned.steps == dense.steps == 3 * steps_per_epoch and len(pruned.history) == 3
     assert pruned.history[-1]["lr"] == dense.history[-1]["lr"]  # one schedule, not restarted
+    assert len(pruned_rates.rates) == len(dense_rates.rates) == pruned.steps + 1
+    for step, (rate, dense_rate) in enumerate(zip(pruned_rates.rates, dense_rates.rates), start=1):
+        assert rate == pytest.approx(dense_rate * (0.25 if step <= found else 1.0), rel=1e-12), step
+    assert max(dense_rates.rates) > 0
 
     expected, step = 0.0, 0
     small_linear = linear_flops_per_token(model)
@@ -192,25 +284,11 @@ def test_early_bird_pruning_mid_epoch_continues_the_run(tiny_run_config, tiny_ta
 
     crashed = []
 
-    class CrashAfterEpoch:  # a crash during epoch 2: the checkpoint of epoch 1 holds the pruned model
-        should_stop = False
-
-        def on_step_end(self, *args):
-            return None
-
-        def on_resume(self, model):
-            pass
-
+    class CrashAfterEpoch(Callback):  # a crash during epoch 2: the checkpoint of epoch 1 holds the pruned model
         def on_epoch_end(self, model, epoch, metrics):
             if epoch == 2 and not crashed:
                 crashed.append(epoch)
                 raise Crash
-
-        def state_dict(self):
-            return {}
-
-        def load_state_dict(self, state):
-            pass
 
     with pytest.raises(Crash):
         run(tmp_path / "crash", [hook(), CrashAfterEpoch()])

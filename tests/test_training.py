@@ -1,11 +1,12 @@
 """The loop learns, is deterministic, and resumes from a checkpoint to the same result."""
 
+import pytest
 import torch
 
 from ticketbert.models import build_model
 from ticketbert.training.checkpoint import has_checkpoint
 from ticketbert.training.device import autocast, native_bf16, seed_everything, use_bf16
-from ticketbert.training.loop import build_optimizer, fit, training_schedule
+from ticketbert.training.loop import Callback, build_optimizer, fit, training_schedule
 
 
 def _model(config):
@@ -124,23 +125,46 @@ def _same_groups(optimizer, models):
             for group in optimizer.param_groups]
 
 
-class _StopAfterEpoch:
+class _StopAfterEpoch(Callback):
     """Simulates a crash after ``epoch`` epochs (the loop stops before the next one)."""
 
     def __init__(self, epoch):
         self.epoch, self.should_stop = epoch, False
 
-    def on_step_end(self, model, step, optimizer, totals):
-        pass
-
-    def on_resume(self, model):
-        pass
-
     def on_epoch_end(self, model, epoch, metrics):
         self.should_stop = epoch >= self.epoch
 
-    def state_dict(self):
-        return {}
 
-    def load_state_dict(self, state):
-        pass
+def test_learning_rate_scale_keeps_the_schedule_and_survives_a_resume():
+    """set_lr_scale runs the same warm-up/decay at another height from the next step on; setting
+    it again after restoring a checkpoint changes nothing; scale 1 gives the plain schedule back."""
+    from transformers import get_linear_schedule_with_warmup
+
+    from ticketbert.training.lr_scale import set_lr_scale
+
+    def schedule():
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        return optimizer, get_linear_schedule_with_warmup(optimizer, 2, 10)
+
+    def rates(optimizer, scheduler, steps):
+        out = []
+        for _ in range(steps):
+            optimizer.step()
+            scheduler.step()
+            out.append(optimizer.param_groups[0]["lr"])
+        return out
+
+    plain = rates(*schedule(), 10)
+    optimizer, scheduler = schedule()
+    set_lr_scale(optimizer, scheduler, 0.5)
+    searched = rates(optimizer, scheduler, 4)
+    resumed_optimizer, resumed_scheduler = schedule()
+    resumed_optimizer.load_state_dict(optimizer.state_dict())
+    resumed_scheduler.load_state_dict(scheduler.state_dict())
+    set_lr_scale(resumed_optimizer, resumed_scheduler, 0.5)  # a resumed run sets its scale again
+    searched += rates(resumed_optimizer, resumed_scheduler, 2)
+    set_lr_scale(resumed_optimizer, resumed_scheduler, 1.0)
+    assert resumed_optimizer.param_groups[0]["lr"] == pytest.approx(plain[5])
+    after = rates(resumed_optimizer, resumed_scheduler, 4)
+    assert searched == pytest.approx([0.5 * r for r in plain[:6]], rel=1e-12)
+    assert after == plain[6:]

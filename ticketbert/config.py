@@ -125,11 +125,19 @@ class PruneConfig(_Strict):
     round_to: int | None = Field(None, ge=1)
     # post-hoc: where the shared fine-tuned dense model lives (None: inside this run's folder)
     dense_dir: Path | None = None
-    # early-bird: search phase
+    # early-bird: search phase. Ticket when `window` consecutive mask distances are < `epsilon`
+    # (You et al. 2020: 5 and 0.1), or at `max_steps`
     early_bird_interval: int = Field(20, ge=1)  # optimizer steps between mask draws
-    early_bird_window: int = Field(3, ge=1)
+    early_bird_window: int = Field(5, ge=1)
     early_bird_epsilon: float = Field(0.1, gt=0.0, le=1.0)
     early_bird_max_steps: int = Field(300, ge=1)
+    # what masks are drawn from: "training" sums the gate gradients of the training steps' own
+    # backward (no extra pass; taylor, fisher, fisher_batch), "calibration" scores
+    # calibration_examples per task at every draw; "auto": training for those criteria
+    early_bird_draws: Literal["auto", "training", "calibration"] = "auto"
+    # peak learning rate while the ticket is searched (None: train.lr); same schedule shape, and
+    # the step after pruning continues at the run's own schedule
+    early_bird_search_lr: float | None = Field(None, gt=0.0, le=1.0)
     # iterative magnitude pruning: rounds to reach `sparsity`, each rewound to pre-trained weights
     imp_rounds: int = Field(3, ge=1)
 
@@ -145,6 +153,10 @@ class PruneConfig(_Strict):
         if self.method == "heads+ffn" and self.criterion in ("l1",):
             raise ValueError("prune.criterion: heads+ffn needs loss-based scores comparable across kinds "
                              "(fisher, fisher_batch, taylor, loss_increment), got 'l1'")
+        no_gradients = self.method == "magnitude" or self.criterion in ("l1", "loss_increment")
+        if self.early_bird_draws == "training" and no_gradients:
+            raise ValueError(f"prune.early_bird_draws: training draws sum gate gradients; criterion must be taylor, "
+                             f"fisher or fisher_batch, got method {self.method!r} with criterion {self.criterion!r}")
         if self.repair is not None and self.method not in ("none", "heads", "ffn", "heads+ffn"):
             raise ValueError(f"prune.repair: lstsq rescales heads and FFN neurons; method must be heads, ffn or "
                              f"heads+ffn, got {self.method!r}")

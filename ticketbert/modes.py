@@ -3,8 +3,9 @@
 - dense: fine-tune.
 - posthoc: fine-tune densely (or reuse a dense model in ``prune.dense_dir``), prune once to
   ``prune.sparsity`` (scores cached beside the dense model), optionally recover, measure.
-- early_bird: one run; the mask is drawn as the model trains, and once it stops changing the
-  model is pruned in place and training goes on (optimizer state cut, not restarted).
+- early_bird: one run; the mask is drawn as the model trains (gradient criteria from the training
+  steps' own backward by default), and once it stops changing the model is pruned in place and
+  training goes on (optimizer state cut, not restarted).
 - imp: iterative magnitude pruning with rewinding to the pre-trained weights (Chen et al. 2020).
 """
 
@@ -133,12 +134,14 @@ def run_early_bird(config: RunConfig, model: TicketBertModel, data: dict[str, Ta
     calibration = make_calibration(data, p.calibration_examples, pad_id=pad_id, seed=config.train.seed)
     pruner = EarlyBirdPruner(p.method, p.sparsity, criterion=p.criterion, scope=p.scope, interval=p.early_bird_interval,
                              window=p.early_bird_window, epsilon=p.early_bird_epsilon, max_steps=p.early_bird_max_steps,
-                             data=calibration, model=model)
-    hook = EarlyBirdHook(pruner, logger)
-    trained = fit(model, data, config.train, pad_id=pad_id, logger=logger, checkpoint_dir=directory / "train",
-                  callbacks=[hook])
-    if hook.report is None:  # training ended before the ticket settled: prune with the last mask
-        hook.report = pruner.prune(model)
+                             draws=p.early_bird_draws, data=calibration, model=model)
+    search_scale = None if p.early_bird_search_lr is None else p.early_bird_search_lr / config.train.lr
+    hook = EarlyBirdHook(pruner, logger, search_lr_scale=search_scale)
+    with pruner:  # training draws' gates come off the model however training ends
+        trained = fit(model, data, config.train, pad_id=pad_id, logger=logger, checkpoint_dir=directory / "train",
+                      callbacks=[hook])
+        if hook.report is None:  # training ended before the ticket settled: prune with the last mask
+            hook.report = pruner.prune(model)
     total = trained.train_flops + pruner.scoring_flops
     metrics = {**trained.final, **hook.found_metrics(), "total_train_flops": total}
     if hook.pruned_clock is not None:  # this process saw the ticket: the rest of training is timed

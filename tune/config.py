@@ -59,7 +59,8 @@ class SearchConfig(_Strict):
     @classmethod
     def _known_fields(cls, space: dict[str, SearchDim]) -> dict[str, SearchDim]:
         allowed = {"train.lr", "model.dropout", "train.weight_decay", "train.warmup_ratio",
-                   "prune.early_bird_max_steps", "prune.early_bird_interval", "train.epochs"}
+                   "prune.early_bird_max_steps", "prune.early_bird_interval", "prune.early_bird_search_lr",
+                   "train.epochs"}
         for key in space:
             if key not in allowed:
                 raise ValueError(f"search.space: {key!r} is not searchable; choose from {sorted(allowed)}")

@@ -8,6 +8,11 @@
 
 When the ticket is found the model is pruned in place and the Trainer's optimizer moves onto
 the smaller parameters with its state cut alike; its learning-rate scheduler keeps running.
+``search_lr``: the peak learning rate while the ticket is searched (the Trainer's schedule shape,
+at ``search_lr / args.learning_rate`` of its height; back to the Trainer's own from the step after
+pruning). Gradient criteria draw from the Trainer's own backward passes by default (gates on the
+model from the start of training until the ticket is found or training ends; see
+``EarlyBirdPruner``'s ``draws``).
 Every mask distance (``early_bird/mask_distance``) and the ticket's figures
 (``early_bird_step``, ``achieved_sparsity``, ``flops_per_token``, ...) go through the Trainer's
 own logging, so ``report_to="mlflow"`` (or tensorboard, wandb) carries them.
@@ -19,6 +24,7 @@ from transformers import Trainer, TrainerCallback
 
 from ticketbert.pruning.api import PruningReport
 from ticketbert.pruning.early_bird import EarlyBirdPruner
+from ticketbert.training.lr_scale import set_lr_scale
 
 
 class EarlyBirdCallback(TrainerCallback):
@@ -27,17 +33,23 @@ class EarlyBirdCallback(TrainerCallback):
     them (``add_early_bird``); added with ``callbacks=[...]`` it prunes all the same and its
     metrics land in ``trainer.state.log_history``."""
 
-    def __init__(self, pruner: EarlyBirdPruner):
+    def __init__(self, pruner: EarlyBirdPruner, *, search_lr: float | None = None):
         if not isinstance(pruner, EarlyBirdPruner):
             raise TypeError(f"EarlyBirdCallback needs a ticketbert.EarlyBirdPruner, got {type(pruner).__name__}")
-        self.pruner = pruner
+        if search_lr is not None and search_lr <= 0:
+            raise ValueError(f"search_lr must be > 0, got {search_lr}")
+        self.pruner, self.search_lr = pruner, search_lr
         self.report: PruningReport | None = None
         self.pending: dict[str, float] = {}
 
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
         self.pruner.check_model(model)
+        if self.report is None:
+            self.pruner.attach(model)
+        if self.search_lr is not None:
+            set_lr_scale(optimizer, lr_scheduler, 1.0 if self.report else self.search_lr / args.learning_rate)
 
-    def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+    def on_step_end(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
         if self.report is not None:
             return control
         drawn = len(self.pruner.distances)
@@ -47,11 +59,16 @@ class EarlyBirdCallback(TrainerCallback):
             control.should_log = True
         if found:
             self.report = self.pruner.prune(model, optimizer=optimizer)
+            if self.search_lr is not None:
+                set_lr_scale(optimizer, lr_scheduler, 1.0)
             self.pending.update({"early_bird_step": float(self.pruner.found_at),
                                  "early_bird_converged": float(self.pruner.converged),
                                  "early_bird_scoring_flops": self.pruner.scoring_flops, **self.report.metrics()})
             control.should_log = True
         return control
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.pruner.detach()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.pending and logs is not None:
@@ -61,9 +78,11 @@ class EarlyBirdCallback(TrainerCallback):
             self.pending = {}
 
 
-def add_early_bird(trainer: Trainer, pruner: EarlyBirdPruner) -> EarlyBirdCallback:
+def add_early_bird(trainer: Trainer, pruner: EarlyBirdPruner, *, search_lr: float | None = None) -> EarlyBirdCallback:
     """Add an ``EarlyBirdCallback`` for ``pruner`` to ``trainer`` ahead of its other callbacks,
-    so that the reporters of ``report_to`` log its mask distances and ticket figures."""
-    callback = EarlyBirdCallback(pruner)
+    so that the reporters of ``report_to`` log its mask distances and ticket figures. Should
+    ``trainer.train()`` raise, ``pruner.detach()`` (or ``with pruner:``) takes the training
+    draws' gates off the model."""
+    callback = EarlyBirdCallback(pruner, search_lr=search_lr)
     trainer.callback_handler.callbacks.insert(0, callback)
     return callback

@@ -89,6 +89,15 @@ def batch_gate_gradients(model: nn.Module, encoder: Encoder, unit: UnitKind,
         model.train(was_training)
 
 
+def fold_rows(per_row: torch.Tensor, examples: int) -> torch.Tensor:
+    """Each example's gate gradient [examples, units] from its encoder rows' [rows, units]
+    (segment-major: segment 0 of every example, then segment 1)."""
+    if per_row.shape[0] % examples:
+        raise ValueError(f"per-example gate gradients: the encoder saw {per_row.shape[0]} rows for a batch of "
+                         f"{examples} examples; rows must be a whole number of segments per example")
+    return per_row.view(-1, examples, per_row.shape[1]).sum(0)
+
+
 def example_gate_gradients(model: nn.Module, encoder: Encoder, unit: UnitKind,
                            calibration: Calibration) -> Iterator[list[torch.Tensor]]:
     """Per calibration batch, every layer's [examples, units] gradients of each example's own
@@ -111,53 +120,81 @@ def example_gate_gradients(model: nn.Module, encoder: Encoder, unit: UnitKind,
                     if not rows:
                         per_layer.append(torch.zeros(examples, units))
                         continue
-                    per_row = torch.cat(rows).detach().float().cpu()
-                    if per_row.shape[0] % examples:
-                        raise ValueError(f"criterion 'fisher': the encoder saw {per_row.shape[0]} rows for a batch of "
-                                         f"{examples} examples; rows must be a whole number of segments per example")
-                    per_layer.append(per_row.view(-1, examples, units).sum(0) * examples)
+                    per_layer.append(fold_rows(torch.cat(rows).detach().float().cpu(), examples) * examples)
                 yield per_layer
     finally:
         model.train(was_training)
 
 
-class Taylor(Criterion):
-    name = "taylor"
+class GateGradient(Criterion):
+    """A criterion summed over batches from the gates' gradients (one backward per batch). The
+    same sums come from calibration passes (``__call__``) or from training's own backward
+    (``ticketbert.pruning.training_draws``): ``term`` is one batch's share, ``finish`` the total's
+    last step."""
+
     fixed_passes = 3  # forward + backward
 
+    def term(self, example_grads: torch.Tensor) -> torch.Tensor:
+        """One batch's share from its examples' gradients of their own loss ([examples, units])."""
+        raise NotImplementedError
+
+    def finish(self, total: torch.Tensor, examples: int) -> torch.Tensor:
+        """The score from the sum of ``term`` over batches holding ``examples`` examples."""
+        return total
+
+
+class _BatchGradient(GateGradient):
+    """A criterion of each batch's gradient of its mean loss (shared gates suffice)."""
+
+    def batch_term(self, mean_grad: torch.Tensor, examples: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def term(self, example_grads):
+        return self.batch_term(example_grads.mean(0), example_grads.shape[0])
+
     def __call__(self, model, encoder, unit, calibration):
-        """Sum over calibration batches of |d loss / d gate| (batch-size weighted)."""
         scores = [torch.zeros(n) for n in unit.counts(encoder)]
         for examples, grads in batch_gate_gradients(model, encoder, unit, calibration):
             for total, grad in zip(scores, grads):
-                total += grad.abs() * (examples / calibration.examples)
-        return scores
+                total += self.batch_term(grad, examples)
+        return [self.finish(total, calibration.examples) for total in scores]
 
 
-class Fisher(Criterion):
+class Taylor(_BatchGradient):
+    """Sum over calibration batches of |d loss / d gate| (batch-size weighted)."""
+
+    name = "taylor"
+
+    def batch_term(self, mean_grad, examples):
+        return mean_grad.abs() * examples
+
+    def finish(self, total, examples):
+        return total / examples
+
+
+class Fisher(GateGradient):
+    """Sum over calibration examples of (d loss_example / d gate)^2 (one backward per batch)."""
+
     name = "fisher"
-    fixed_passes = 3  # forward + backward
+
+    def term(self, example_grads):
+        return example_grads.pow(2).sum(0)
 
     def __call__(self, model, encoder, unit, calibration):
-        """Sum over calibration examples of (d loss_example / d gate)^2 (one backward per batch)."""
         scores = [torch.zeros(n) for n in unit.counts(encoder)]
         for grads in example_gate_gradients(model, encoder, unit, calibration):
             for total, grad in zip(scores, grads):
-                total += grad.pow(2).sum(0)
+                total += self.term(grad)
         return scores
 
 
-class FisherBatch(Criterion):
+class FisherBatch(_BatchGradient):
+    """Sum over calibration batches of batch size x (d mean batch loss / d gate)^2."""
+
     name = "fisher_batch"
-    fixed_passes = 3  # forward + backward
 
-    def __call__(self, model, encoder, unit, calibration):
-        """Sum over calibration batches of batch size x (d mean batch loss / d gate)^2."""
-        scores = [torch.zeros(n) for n in unit.counts(encoder)]
-        for examples, grads in batch_gate_gradients(model, encoder, unit, calibration):
-            for total, grad in zip(scores, grads):
-                total += grad.pow(2) * examples
-        return scores
+    def batch_term(self, mean_grad, examples):
+        return mean_grad.pow(2) * examples
 
 
 class LossIncrement(Criterion):

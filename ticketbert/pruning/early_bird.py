@@ -5,11 +5,17 @@ resumes on the pruned model.
 
 ``EarlyBirdPruner`` needs nothing from a training loop but to be stepped::
 
-    pruner = EarlyBirdPruner("heads", sparsity=0.3, criterion="l1", model=model)
+    pruner = EarlyBirdPruner("heads", sparsity=0.3, criterion="fisher", model=model)
     for batch in loader:
-        ...; optimizer.step()
+        ...; loss.backward(); optimizer.step()
         if pruner.step(model):                           # True once the ticket is found
             pruner.prune(model, optimizer=optimizer)     # smaller model, same optimizer: go on
+
+Where the masks come from (``draws``): gradient criteria (``taylor``, ``fisher``,
+``fisher_batch``) sum the gate gradients of the training step's own backward by default
+(``"training"``: no extra pass, see ``ticketbert.pruning.training_draws``); ``"calibration"``
+scores fixed calibration batches at every draw (a forward and a backward over them, counted in
+``scoring_flops``); ``loss_increment`` always reads calibration batches, ``l1`` only the weights.
 """
 
 from __future__ import annotations
@@ -19,9 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ticketbert.pruning.api import (Plan, PruningReport, apply, check_sparsity, method_limit, needs_data, plan,
+from ticketbert.pruning.api import (Plan, PruningReport, Scores, apply, check_sparsity, method_limit, plan,
                                     resolve_criterion, score)
 from ticketbert.pruning.calibration import LossFn, as_calibration
+from ticketbert.pruning.criteria import GateGradient, get_criterion
+from ticketbert.pruning.methods import get_method
+from ticketbert.pruning.training_draws import TrainingGates
+
+DRAWS = ("auto", "training", "calibration")
 
 
 def plan_distance(a: Plan, b: Plan) -> float:
@@ -36,19 +47,40 @@ def plan_distance(a: Plan, b: Plan) -> float:
     return len(units_a ^ units_b) / (2 * max(len(units_a), len(units_b), 1))
 
 
+def resolve_draws(criterion: str, draws: str) -> str:
+    """What the masks of ``criterion`` are drawn from: "training" (the training backward's gate
+    gradients), "calibration" (extra passes over calibration batches) or "weights" (``l1``).
+    ``draws="auto"``: training for gradient criteria, calibration for ``loss_increment``."""
+    if draws not in DRAWS:
+        raise ValueError(f"draws must be one of {', '.join(DRAWS)}, got {draws!r}")
+    chosen = get_criterion(criterion)
+    gradient = isinstance(chosen, GateGradient)
+    if draws == "training" and not gradient:
+        raise ValueError(f"draws='training' sums gate gradients of the training backward: criterion must be taylor, "
+                         f"fisher or fisher_batch, got {criterion!r}")
+    if not chosen.needs_data:
+        return "weights"
+    return ("training" if gradient else "calibration") if draws == "auto" else draws
+
+
 class EarlyBirdPruner:
     """Finds an early-bird ticket while a model trains, in any training loop.
 
     Every ``interval`` steps the mask for ``sparsity`` is drawn under ``criterion``; the ticket
     is found when the last ``window`` distances between consecutive masks are all below
-    ``epsilon``, or (``converged`` False) after ``max_steps`` steps. Gradient criteria read
-    ``data`` (batches, kept as a fixed list) with ``loss_fn`` (see ``ticketbert.score``).
-    Arguments are checked here; with ``model`` also the sparsity against the method's maximum.
+    ``epsilon`` (You et al. 2020: window 5, epsilon 0.1), or (``converged`` False) after
+    ``max_steps`` steps. ``draws`` (see ``resolve_draws``): with ``"training"`` the model's units
+    are gated from ``model=`` or ``attach`` on (else from the first ``step``) until the ticket is
+    found, ``prune``, ``detach`` or the end of a ``with pruner:`` block, and each draw reads the
+    batches trained on since the previous one. Calibration draws read ``data`` (batches, kept as a
+    fixed list) with ``loss_fn`` (see ``ticketbert.score``); training draws fall back on ``data``
+    when no training backward reached the gates yet. Arguments are checked here; with ``model``
+    also the sparsity against the method's maximum.
     """
 
     def __init__(self, method: str, sparsity: float, *, criterion: str | None = None, scope: str = "global",
-                 interval: int = 20, window: int = 3, epsilon: float = 0.1, max_steps: int | None = None,
-                 data=None, loss_fn: LossFn | None = None, model: nn.Module | None = None):
+                 interval: int = 20, window: int = 5, epsilon: float = 0.1, max_steps: int | None = None,
+                 draws: str = "auto", data=None, loss_fn: LossFn | None = None, model: nn.Module | None = None):
         if interval < 1 or window < 1 or not 0 < epsilon <= 1:
             raise ValueError(f"interval and window must be >= 1 and epsilon in (0, 1]; got interval {interval}, "
                              f"window {window}, epsilon {epsilon}")
@@ -61,12 +93,12 @@ class EarlyBirdPruner:
             raise ValueError("method 'heads+ffn' plans one post-hoc budget; early-bird draws heads, ffn, layers or "
                              "magnitude masks")
         self.criterion = resolve_criterion(method, criterion)
-        if needs_data(method, self.criterion) and data is None:
+        self.draws = resolve_draws(self.criterion, draws)
+        if self.draws == "calibration" and data is None:
             raise ValueError(f"method {method!r} with criterion {self.criterion!r} draws masks from a loss: pass data= "
                              f"(batches) and, unless model(**batch).loss works, loss_fn=; or use criterion='l1'")
         self.method, self.sparsity, self.scope = method, sparsity, scope
-        if model is not None:
-            self.check_model(model)
+        self.gates: TrainingGates | None = None  # training draws: the gates on the model while it trains
         self.interval, self.window, self.epsilon, self.max_steps = interval, window, epsilon, max_steps
         self.data = as_calibration(data, loss_fn) if data is not None else None
         self.steps = 0
@@ -75,7 +107,10 @@ class EarlyBirdPruner:
         self.plan: Plan | None = None
         self.found_at: int | None = None
         self.converged = False
-        self.scoring_flops = 0.0  # model FLOPs the mask draws cost (calibration passes; 0 for l1)
+        self.scoring_flops = 0.0  # model FLOPs the mask draws cost (calibration passes; 0 for l1 and training)
+        if model is not None:
+            self.check_model(model)
+            self.attach(model)
 
     def check_model(self, model: nn.Module) -> None:
         """Fail (one line) if the method cannot reach the sparsity on ``model``."""
@@ -88,19 +123,62 @@ class EarlyBirdPruner:
     def found(self) -> bool:
         return self.found_at is not None
 
-    def draw(self, model: nn.Module) -> Plan:
-        """The mask the model's current weights give."""
+    def attach(self, model: nn.Module) -> None:
+        """Training draws: gate ``model``'s units so that its training backward feeds the draws
+        (a no-op if attached, for other draws, or once the ticket is found)."""
+        if self.draws == "training" and self.found_at is None and (self.gates is None or not self.gates.attached):
+            self.gates = TrainingGates(model, get_method(self.method).unit, get_criterion(self.criterion))
+
+    def detach(self) -> None:
+        """Remove the training gates from the model (what they collected stays for the next draw)."""
+        if self.gates is not None:
+            self.gates.close()
+
+    def __enter__(self) -> "EarlyBirdPruner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.detach()
+
+    def scores(self, model: nn.Module) -> Scores:
+        """The next draw's scores: the training backward's gate gradients since the last draw (no
+        extra pass), else the calibration data's (its passes added to ``scoring_flops``)."""
+        if self.gates is not None and self.gates.examples:
+            return get_method(self.method).scores_from(model, self.criterion, self.gates.take())
+        if self.draws == "training" and self.data is None:
+            raise ValueError("no training backward reached the gates since the last draw and no data= to draw from: "
+                             "pass model= (or call attach) before training and step the pruner after each "
+                             "optimizer step")
         scores = score(model, self.method, self.criterion, self.data)
         self.scoring_flops += scores.flops
-        return plan(scores, self.sparsity, self.scope)
+        return scores
+
+    def draw(self, model: nn.Module) -> Plan:
+        """The mask the model's weights (or the gradients gathered since the last draw) give."""
+        return plan(self.scores(model), self.sparsity, self.scope)
 
     def step(self, model: nn.Module) -> bool:
-        """Count one optimizer step; draw and compare masks every ``interval`` steps.
-        Returns True once the ticket is found."""
+        """Count one optimizer step (call it after the step); training draws fold the step's gate
+        gradients in; draw and compare masks every ``interval`` steps. True once the ticket is found."""
         self.steps += 1
-        if self.found_at is not None or self.steps % self.interval:
-            return self.found_at is not None
-        current = self.draw(model)
+        if self.found_at is not None:
+            return True
+        try:
+            if self.draws == "training":
+                self.attach(model)
+                self.gates.collect()
+            if self.steps % self.interval == 0:
+                self._compare(self.draw(model))
+        except BaseException:
+            self.detach()
+            raise
+        if self.found_at is not None:
+            self.detach()
+        return self.found_at is not None
+
+    def _compare(self, current: Plan) -> None:
+        """Record ``current``'s distance to the previous mask; the ticket is found when the last
+        ``window`` distances are below ``epsilon`` (or at ``max_steps``)."""
         if self.plan is not None:
             self.distances.append(plan_distance(self.plan, current))
             self.distance_steps.append(self.steps)
@@ -110,16 +188,20 @@ class EarlyBirdPruner:
             self.found_at, self.converged = self.steps, True
         elif self.max_steps is not None and self.steps >= self.max_steps:
             self.found_at = self.steps
-        return self.found_at is not None
 
     def prune(self, model: nn.Module, *, optimizer: torch.optim.Optimizer | None = None) -> PruningReport:
-        """Apply the ticket (drawn now if none was drawn yet) to ``model``; with ``optimizer``,
-        its state is cut alike so training goes on without a restart."""
-        if self.plan is None:
-            self.plan = self.draw(model)
+        """Apply the ticket (drawn now if none was drawn yet) to ``model``, the training gates
+        removed first; with ``optimizer``, its state is cut alike so training goes on without a restart."""
+        try:
+            if self.plan is None:
+                self.plan = self.draw(model)
+        finally:
+            self.detach()
         return apply(model, self.plan, optimizer=optimizer)
 
     def state_dict(self) -> dict[str, Any]:
+        """Steps, distances, the last mask and the ticket; not the training draws' sums since the
+        last draw (after a resume the next draw reads the steps trained since)."""
         state: dict[str, Any] = {"steps": self.steps, "distances": list(self.distances),
                                  "distance_steps": list(self.distance_steps),
                                  "found_at": self.found_at, "converged": self.converged,

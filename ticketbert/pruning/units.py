@@ -27,7 +27,8 @@ def _per_unit(projection: Projection, layer: nn.Module, width: int, total: int,
         per_slice = weight.abs().sum(1 - projection.dim).float().cpu()
     return per_slice.view(projection.blocks, total, width).sum((0, 2))
 
-GateFn = Callable[[torch.Tensor], torch.Tensor]  # a layer's input -> its gate ([units] or [rows, units])
+# a layer's input -> its gate ([units] or [rows, units]), or None to leave the layer as it is
+GateFn = Callable[[torch.Tensor], torch.Tensor | None]
 
 
 class UnitKind:
@@ -49,7 +50,8 @@ class UnitKind:
 
     def gate_hook(self, encoder: Encoder, index: int, gate_for: GateFn):
         """Register a hook on layer ``index`` scaling each unit's output by ``gate_for(input)``
-        (shape [units]: shared by every row; [rows, units]: one gate per encoder input row); its handle."""
+        (shape [units]: shared by every row; [rows, units]: one gate per encoder input row; None:
+        no scaling); its handle. Gates are cast to the activations' dtype (bf16 stays bf16)."""
         raise NotImplementedError
 
     def output_projection(self, encoder: Encoder, index: int) -> nn.Module:
@@ -83,11 +85,14 @@ class UnitKind:
         """Per-row gates for per-example gradients: at every forward pass each layer creates a
         gate of ones with one row per encoder input row (shape [rows, units], requiring grad)
         and appends it to ``captured[layer]``; one backward then gives every row's gradient.
-        Clear the lists between batches."""
+        Forward passes without autograd (``torch.no_grad``, evaluation) are left ungated and
+        capture nothing. Clear the lists between batches."""
         captured: list[list[torch.Tensor]] = [[] for _ in self.counts(encoder)]
 
         def per_row(store: list[torch.Tensor], units: int) -> GateFn:
-            def gate_for(x: torch.Tensor) -> torch.Tensor:
+            def gate_for(x: torch.Tensor) -> torch.Tensor | None:
+                if not torch.is_grad_enabled():
+                    return None
                 if x.ndim < 2:
                     raise ValueError(f"per-example gates need inputs with a row dimension, got shape {tuple(x.shape)}")
                 store.append(torch.ones(x.shape[0], units, device=x.device, requires_grad=True))
@@ -147,7 +152,10 @@ class _WidthUnits(UnitKind):
 
         def scale(module, args):
             x = args[0]
-            gate = gate_for(x).repeat_interleave(width, dim=-1).to(x.dtype)
+            gate = gate_for(x)
+            if gate is None:
+                return None
+            gate = gate.repeat_interleave(width, dim=-1).to(x.dtype)
             if gate.ndim == 2:  # one gate per row: broadcast over the token positions
                 gate = gate.view(gate.shape[0], *([1] * (x.ndim - 2)), gate.shape[1])
             return (x * gate, *args[1:])
@@ -222,10 +230,13 @@ class Layers(UnitKind):
         def scale_layer(module, args, kwargs, output):
             hidden = args[0] if args else kwargs["hidden_states"]
             out = output[0] if isinstance(output, tuple) else output
-            gate = gate_for(hidden).to(out.dtype)
+            gate = gate_for(hidden)
+            if gate is None:
+                return None
+            gate = gate.to(out.dtype)
             if gate.ndim == 2:
                 gate = gate.view(gate.shape[0], *([1] * (out.ndim - 1)))
-            mixed = hidden + gate * (out - hidden)
+            mixed = out + (gate - 1) * (out - hidden)  # exactly the layer's output at gate 1; its input at 0
             return (mixed, *output[1:]) if isinstance(output, tuple) else mixed
 
         return encoder.layers()[index].register_forward_hook(scale_layer, with_kwargs=True)

@@ -10,16 +10,25 @@ import torch
 from ticketbert.pruning.api import PruningReport
 from ticketbert.pruning.early_bird import EarlyBirdPruner
 from ticketbert.training.loop import Callback, Logger, TrainResult
+from ticketbert.training.lr_scale import set_lr_scale
 
 
 class EarlyBirdHook(Callback):
     """Steps an ``EarlyBirdPruner`` after every optimizer step; when the ticket is found, prunes
     the model in place and cuts the optimizer's state alike, so the same run goes on training
     the smaller model (no new optimizer, no new warm-up). Every mask distance is logged as
-    ``early_bird/mask_distance`` at its optimizer step; the ticket's figures once, when found."""
+    ``early_bird/mask_distance`` at its optimizer step; the ticket's figures once, when found.
 
-    def __init__(self, pruner: EarlyBirdPruner, logger: Logger | None = None):
-        self.pruner, self.logger = pruner, logger
+    ``search_lr_scale``: while the ticket is not found the learning-rate schedule runs at that
+    multiple of its height (same warm-up and decay shape, same steps); from the step after
+    pruning on, at its own height again. Training draws' gates go on the model at the start."""
+
+    def __init__(self, pruner: EarlyBirdPruner, logger: Logger | None = None, *,
+                 search_lr_scale: float | None = None):
+        if search_lr_scale is not None and search_lr_scale <= 0:
+            raise ValueError(f"search_lr_scale must be > 0, got {search_lr_scale}")
+        self.pruner, self.logger, self.search_lr_scale = pruner, logger, search_lr_scale
+        self._scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.report: PruningReport | None = None
         self.pruned_at: int | None = None
         self.search_seconds = 0.0
@@ -27,6 +36,14 @@ class EarlyBirdHook(Callback):
         self.search_train_flops = 0.0
         self._began: float | None = None
         self.pruned_clock: float | None = None  # perf_counter when pruning ended, in this process
+
+    def on_train_begin(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                       scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
+        if self.pruned_at is None:
+            self.pruner.attach(model)
+        if self.search_lr_scale is not None:
+            self._scheduler = scheduler
+            set_lr_scale(optimizer, scheduler, 1.0 if self.pruned_at is not None else self.search_lr_scale)
 
     def on_step_end(self, model: torch.nn.Module, step: int, optimizer: torch.optim.Optimizer,
                     totals: TrainResult) -> bool:
@@ -44,6 +61,8 @@ class EarlyBirdHook(Callback):
         self.search_seconds += started - self._began
         self.search_train_flops = totals.train_flops
         self.report = self.pruner.prune(model, optimizer=optimizer)
+        if self._scheduler is not None:
+            set_lr_scale(optimizer, self._scheduler, 1.0)
         self.pruned_clock = time.perf_counter()
         self.prune_seconds = self.pruned_clock - started
         self.pruned_at = step

@@ -34,6 +34,11 @@ class Callback:
 
     should_stop: bool = False
 
+    def on_train_begin(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                       scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
+        """Once per ``fit``, before the first step: the optimizer and scheduler are built (and
+        restored from the checkpoint when resuming)."""
+
     def on_step_end(self, model: torch.nn.Module, step: int, optimizer: torch.optim.Optimizer,
                     totals: "TrainResult") -> bool | None:
         """After every optimizer step (``step`` counts from 1 over the whole run; ``totals``: the
@@ -126,6 +131,8 @@ def fit(model: torch.nn.Module, data: dict[str, TaskData], config: TrainConfig, 
         torch.set_rng_state(state["rng"])
         start, result.steps, result.train_flops = state["epoch"], state["steps"], state["train_flops"]
         result.history = list(state["history"])
+    for callback in callbacks:
+        callback.on_train_begin(model, optimizer, scheduler)
 
     for epoch in range(start, epochs):
         if any(c.should_stop for c in callbacks):
@@ -163,7 +170,7 @@ def fit(model: torch.nn.Module, data: dict[str, TaskData], config: TrainConfig, 
         metrics = evaluate(model, data, pad_id=pad_id, batch_size=config.eval_batch_size, device=device,
                            bf16=bf16)
         metrics.update({"epoch_seconds": time.perf_counter() - began, "train_flops": result.train_flops,
-                        "lr": scheduler.get_last_lr()[0]})
+                        "lr": optimizer.param_groups[0]["lr"]})
         result.history.append(metrics)
         tqdm.write(f"epoch {number}: " + ", ".join(
             f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("dev/", "train/")) and "loss" not in k))
