@@ -1,10 +1,14 @@
 """Tokens/s of a MiniLM training step with dynamic padding + length grouping versus fixed
 max-length padding, in fp32 and (where the device computes it natively) bf16 autocast, and the
-step's model FLOP/s as a fraction of a large dense matmul's in the same precision; the same
-steps with 30% of the prunable weights removed as FFN neurons (what pruning during training
-buys per step); and the fused AdamW step of the training loop against torch's per-tensor one.
+step's model FLOP/s as a fraction of a large dense matmul's in the same precision; the fused
+AdamW step of the training loop against torch's per-tensor one; and what pruning buys per
+train step (issue 10): the step time of models pruned 30% and 50% (FFN neurons by ``l1``;
+heads+FFN by ``fisher`` on 128 calibration examples, widths rounded to 64) against the dense
+model's, as a share of their FLOP-count speedup, in the fastest precision, all models timed in
+interleaved rounds in one process (the fastest round of each), for both attention kernels
+(torch's SDPA, transformers' eager attention).
 
-    python -m bench.train_throughput [--steps 12] [--batch 32] [--max-length 128]
+    python -m bench.train_throughput [--steps 12] [--batch 32] [--max-length 128] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from ticketbert.config import ModelConfig, TrainConfig
 from ticketbert.data import collate, length_grouped_batches
 from ticketbert.models import build_model
 from ticketbert.models.compute import attention_flops_per_token, linear_flops_per_token
-from ticketbert.pruning import prune
+from ticketbert.pruning import make_calibration, prune
 from ticketbert.training.device import autocast, native_bf16, select_device
 from ticketbert.training.loop import build_optimizer
 
@@ -32,8 +36,9 @@ def pad_to(batch, width: int, pad_id: int):
                        batch.labels, batch.segments)
 
 
-def run(batches, model, task, device, bf16: bool) -> dict[str, float]:
-    optimizer = build_optimizer(model, TrainConfig(lr=1e-5))
+def run(batches, model, task, device, bf16: bool, optimizer=None) -> dict[str, float]:
+    """Train steps over ``batches`` (the first a warm-up): real tokens/s, model FLOP/s, seconds."""
+    optimizer = optimizer or build_optimizer(model, TrainConfig(lr=1e-5))
     encoder = model.encoder
     linear = linear_flops_per_token(encoder)
     real_tokens, flops, elapsed = 0, 0.0, 0.0
@@ -61,6 +66,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     data, tokenizer, synthetic = bench_data(["sst"], [f"data.max_length={args.max_length}"])
     sst = data["sst"]
@@ -98,9 +104,56 @@ def main() -> None:
               f"{r['model_flops_per_s'] / 1e9:>14.1f} {r['model_flops_per_s'] / peaks[r['bf16']]:>9.1%}")
     optimizer_ms = optimizer_step_ms(device)
     print("AdamW step on MiniLM: " + ", ".join(f"{k} {v:.1f} ms" for k, v in optimizer_ms.items()))
+    bf16 = native_bf16(device)
+    calibration = make_calibration(data, 128, pad_id=tokenizer.pad_token_id)
+    pruned = {attention: pruned_step_speedups([collate(sst.train, b, tokenizer.pad_token_id) for b in grouped],
+                                              sst.task, calibration, device, bf16, attention, args.rounds)
+              for attention in ("sdpa", "eager")}
+    print(f"train step of pruned models vs dense ({'bf16' if bf16 else 'fp32'}, fastest of {args.rounds} "
+          f"interleaved rounds of {args.steps} steps)")
+    print(f"{'attention':<10} {'model':<28} {'ms/step':>8} {'speedup':>8} {'FLOPs':>7} {'of FLOPs':>9}")
+    for attention, rows in pruned.items():
+        for name, r in rows.items():
+            print(f"{attention:<10} {name:<28} {r['ms_per_step']:>8.1f} {r['speedup']:>7.2f}x "
+                  f"{r['flops_speedup']:>6.2f}x {r['speedup'] / r['flops_speedup']:>9.2f}")
     save("train_throughput", {"args": vars(args), "synthetic": synthetic,
                               "matmul_flops_per_s": {"bf16" if k else "fp32": v for k, v in peaks.items()},
-                              "results": results, "optimizer_step_ms": optimizer_ms})
+                              "results": results, "optimizer_step_ms": optimizer_ms,
+                              "pruned_step": {"bf16": bf16, **pruned}})
+
+
+PRUNED_MODELS = (("dense", None, 0.0), ("FFN 30% (l1)", "ffn", 0.3), ("FFN 50% (l1)", "ffn", 0.5),
+                 ("heads+FFN 30% FLOPs (fisher)", "heads+ffn", 0.3), ("heads+FFN 50% FLOPs (fisher)", "heads+ffn", 0.5))
+
+
+def pruned_step_speedups(batches, task, calibration, device, bf16: bool, attention: str,
+                         rounds: int) -> dict[str, dict[str, float]]:
+    """Train-step time of each of PRUNED_MODELS (``attention`` kernel) and its speedup over
+    dense next to its FLOP-count speedup; the models take turns, the fastest round counts."""
+    models = {}
+    for name, method, sparsity in PRUNED_MODELS:
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(), [task.name]).train()
+        model.encoder.set_attn_implementation(attention)
+        if method == "heads+ffn":
+            prune(model, method, sparsity, criterion="fisher", data=calibration, round_to=64)
+        elif method:
+            prune(model, method, sparsity, criterion="l1")
+        models[name] = model.to(device)
+    timings = {name: [] for name in models}
+    optimizers = {name: build_optimizer(model, TrainConfig(lr=1e-5)) for name, model in models.items()}
+    for _ in range(rounds):
+        for name, model in models.items():
+            timings[name].append(run(batches, model, task, device, bf16, optimizers[name]))
+    dense = min(timings["dense"], key=lambda r: r["seconds"])
+    rows = {}
+    for name in models:
+        best = min(timings[name], key=lambda r: r["seconds"])
+        step_flops = best["model_flops_per_s"] * best["seconds"]
+        rows[name] = {"ms_per_step": 1000 * best["seconds"] / (len(batches) - 1),
+                      "speedup": dense["seconds"] / best["seconds"],
+                      "flops_speedup": dense["model_flops_per_s"] * dense["seconds"] / step_flops}
+    return rows
 
 
 def optimizer_step_ms(device, repeats: int = 20) -> dict[str, float]:
