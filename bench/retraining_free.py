@@ -33,7 +33,7 @@ from ticketbert.pruning import load_pruned, make_calibration, method_limit, scor
 from ticketbert.pruning.criteria import get_criterion
 from ticketbert.pruning.methods.joint import unit_flops
 from ticketbert.pruning.units import UNIT_KINDS
-from ticketbert.train import encode_data, read_data
+from ticketbert.run import encode_data, read_data
 
 LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
 TOLERANCE = 0.01
