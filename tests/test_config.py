@@ -101,3 +101,22 @@ def test_installed_package_imports_from_any_directory(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "None" not in done.stdout
+
+
+def test_default_criteria_agree_with_the_methods():
+    from ticketbert.config import DEFAULT_CRITERIA
+    from ticketbert.pruning.methods import METHODS
+
+    assert DEFAULT_CRITERIA == {name: method.default_criterion for name, method in METHODS.items()}
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"method": "layers", "mode": "early_bird", "early_bird_draws": "training"}, "criterion 'loss_increment'"),
+    ({"method": "ffn", "mode": "posthoc", "early_bird_search_lr": 1e-4}, "early_bird_search_lr applies to"),
+    ({"method": "ffn", "mode": "posthoc", "early_bird_draws": "calibration"}, "early_bird_draws applies to"),
+])
+def test_early_bird_options_outside_their_mode_are_refused(settings, message):
+    from ticketbert.config import PruneConfig
+
+    with pytest.raises(ValueError, match=message):
+        PruneConfig(**settings)

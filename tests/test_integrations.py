@@ -56,6 +56,16 @@ def test_callback_finds_prunes_and_training_finishes(tmp_path):
         torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits, atol=1e-5, rtol=1e-5)
 
 
+def test_callback_warns_when_training_ends_without_a_ticket(tmp_path):
+    model = classifier()
+    pruner = ticketbert.EarlyBirdPruner("ffn", 0.4, criterion="l1", interval=2, window=50, model=model)
+    trainer = trainer_for(model, tmp_path, num_train_epochs=1)
+    add_early_bird(trainer, pruner)
+    with pytest.warns(UserWarning, match="no ticket after 12 steps.*NOT pruned"):
+        trainer.train()
+    assert [layer.intermediate.dense.out_features for layer in model.bert.encoder.layer] == [64, 64]
+
+
 def test_callback_draws_from_the_trainers_backward_at_the_search_learning_rate(tmp_path):
     """fisher masks summed from the Trainer's own backward passes (two accumulated micro-batches
     per step), no scoring FLOPs; the schedule runs at search_lr until the ticket, then at the

@@ -5,12 +5,14 @@ import pytest
 import torch
 
 from ticketbert import EarlyBirdPruner, load_pruned, sweep_sparsity
-from ticketbert.models import build_model
+from ticketbert.models import build_model, load_tokenizer
 from ticketbert.models.compute import count_prunable
 from ticketbert.pruning import criteria, make_calibration, plan, score
 from ticketbert.pruning.early_bird import plan_distance
-from ticketbert.run import run_training
+from ticketbert.run import encode_data, read_data, run_training
 from ticketbert.tracking import Tracker
+from ticketbert.training.device import use_bf16
+from ticketbert.training.evaluate import evaluate
 
 
 def test_sweep_sparsity_scores_once_and_logs_a_child_run_per_level(tiny_model, tiny_task_data, tiny_run_config,
@@ -115,6 +117,28 @@ def test_early_bird_mode_prunes_and_resumes(tiny_run_config):
     assert result.metrics["final_seconds"] > 0 and result.metrics["search_seconds"] > 0
     reloaded = load_pruned(result.model_dir)
     assert sum(reloaded.encoder.config.ticketbert_structure["heads_per_layer"]) == 8 - 4  # heads: half of tiny BERT
+
+
+def test_early_bird_without_a_ticket_prunes_with_the_last_mask_and_evaluates_the_pruned_model(tiny_run_config):
+    """Training ends before the masks settle: the run prunes with the last mask and logs the
+    PRUNED model's metrics (not the dense model's from the last epoch), the whole run as search."""
+    config = tiny_run_config.model_copy(deep=True)
+    config.train.epochs, config.train.tasks = 1, ["sts"]  # Pearson: any change of the model shows
+    config.prune.method, config.prune.sparsity, config.prune.mode, config.prune.criterion = "heads", 0.5, "early_bird", "l1"
+    config.prune.early_bird_interval, config.prune.early_bird_window, config.prune.early_bird_max_steps = 1, 50, 1000
+    result = run_training(config)
+    assert result.metrics["early_bird_converged"] == 0.0 and result.metrics["achieved_sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert result.metrics["search_train_flops"] == result.metrics["total_train_flops"] > 0
+    assert result.metrics["search_seconds"] > 0 and "final_seconds" not in result.metrics
+    dense_last_epoch = result.history[-1]["dev/overall"]
+    reloaded = load_pruned(result.model_dir)
+    tokenizer = load_tokenizer(config.model.encoder)
+    data = encode_data(config, read_data(config), tokenizer)
+    cpu = torch.device("cpu")
+    pruned = evaluate(reloaded, data, pad_id=tokenizer.pad_token_id, batch_size=config.train.eval_batch_size, device=cpu,
+                      bf16=use_bf16(cpu, config.train.bf16))
+    assert result.metrics["dev/overall"] == pytest.approx(pruned["dev/overall"], abs=1e-6)
+    assert result.metrics["dev/overall"] != dense_last_epoch
 
 
 def test_early_bird_flops_count_every_taylor_draw(tiny_run_config, tiny_task_data, tokenizer):

@@ -168,3 +168,7 @@ def test_learning_rate_scale_keeps_the_schedule_and_survives_a_resume():
     after = rates(resumed_optimizer, resumed_scheduler, 4)
     assert searched == pytest.approx([0.5 * r for r in plain[:6]], rel=1e-12)
     assert after == plain[6:]
+    plateau_optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(plateau_optimizer)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau has none"):
+        set_lr_scale(plateau_optimizer, plateau, 0.5)

@@ -98,6 +98,9 @@ class TrainConfig(_Strict):
 
 
 PruneMethod = Literal["none", "magnitude", "heads", "ffn", "layers", "heads+ffn"]
+# each method's criterion when prune.criterion is not set (ticketbert.pruning.methods holds the same)
+DEFAULT_CRITERIA = {"magnitude": "l1", "heads": "taylor", "ffn": "taylor", "layers": "loss_increment",
+                    "heads+ffn": "fisher"}
 Criterion = Literal["l1", "taylor", "loss_increment", "fisher", "fisher_batch"]
 
 
@@ -153,10 +156,14 @@ class PruneConfig(_Strict):
         if self.method == "heads+ffn" and self.criterion in ("l1",):
             raise ValueError("prune.criterion: heads+ffn needs loss-based scores comparable across kinds "
                              "(fisher, fisher_batch, taylor, loss_increment), got 'l1'")
-        no_gradients = self.method == "magnitude" or self.criterion in ("l1", "loss_increment")
-        if self.early_bird_draws == "training" and no_gradients:
+        criterion = self.criterion or DEFAULT_CRITERIA.get(self.method)
+        if self.early_bird_draws == "training" and criterion not in ("taylor", "fisher", "fisher_batch"):
             raise ValueError(f"prune.early_bird_draws: training draws sum gate gradients; criterion must be taylor, "
-                             f"fisher or fisher_batch, got method {self.method!r} with criterion {self.criterion!r}")
+                             f"fisher or fisher_batch, got method {self.method!r} with criterion {criterion!r}")
+        if self.mode != "early_bird":
+            for option, default in (("early_bird_draws", "auto"), ("early_bird_search_lr", None)):
+                if getattr(self, option) != default:
+                    raise ValueError(f"prune.{option} applies to prune.mode early_bird, got mode {self.mode!r}")
         if self.repair is not None and self.method not in ("none", "heads", "ffn", "heads+ffn"):
             raise ValueError(f"prune.repair: lstsq rescales heads and FFN neurons; method must be heads, ffn or "
                              f"heads+ffn, got {self.method!r}")

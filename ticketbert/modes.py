@@ -30,6 +30,8 @@ from ticketbert.pruning import Scores, attach_masks, load_pruned, make_calibrati
 from ticketbert.pruning.early_bird import EarlyBirdPruner
 from ticketbert.pruning.methods import get_method
 from ticketbert.training.callbacks import EarlyBirdHook
+from ticketbert.training.device import use_bf16
+from ticketbert.training.evaluate import evaluate
 from ticketbert.training.loop import Logger, fit
 
 
@@ -140,10 +142,15 @@ def run_early_bird(config: RunConfig, model: TicketBertModel, data: dict[str, Ta
     with pruner:  # training draws' gates come off the model however training ends
         trained = fit(model, data, config.train, pad_id=pad_id, logger=logger, checkpoint_dir=directory / "train",
                       callbacks=[hook])
-        if hook.report is None:  # training ended before the ticket settled: prune with the last mask
+        final = trained.final
+        if hook.report is None:  # training ended before the ticket settled: prune with the last mask, evaluate that
+            hook.end_search(trained)
             hook.report = pruner.prune(model)
+            device = next(model.parameters()).device
+            final = evaluate(model, data, pad_id=pad_id, batch_size=config.train.eval_batch_size, device=device,
+                             bf16=use_bf16(device, config.train.bf16))
     total = trained.train_flops + pruner.scoring_flops
-    metrics = {**trained.final, **hook.found_metrics(), "total_train_flops": total}
+    metrics = {**final, **hook.found_metrics(), "total_train_flops": total}
     if hook.pruned_clock is not None:  # this process saw the ticket: the rest of training is timed
         metrics["final_seconds"] = time.perf_counter() - hook.pruned_clock
     logger.log_dict(metrics, step=len(trained.history))

@@ -20,6 +20,8 @@ own logging, so ``report_to="mlflow"`` (or tensorboard, wandb) carries them.
 
 from __future__ import annotations
 
+import warnings
+
 from transformers import Trainer, TrainerCallback
 
 from ticketbert.pruning.api import PruningReport
@@ -44,6 +46,9 @@ class EarlyBirdCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
         self.pruner.check_model(model)
+        if args.fp16 and self.pruner.draws == "training":
+            raise ValueError("training draws sum the gate gradients of the training backward, which fp16's loss "
+                             "scaler rescales from step to step: use bf16=True, or EarlyBirdPruner(draws='calibration')")
         if self.report is None:
             self.pruner.attach(model)
         if self.search_lr is not None:
@@ -69,6 +74,11 @@ class EarlyBirdCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self.pruner.detach()
+        if self.report is None:
+            warnings.warn(f"early-bird: no ticket after {self.pruner.steps} steps (distances "
+                          f"{[round(d, 3) for d in self.pruner.distances[-self.pruner.window:]]}, epsilon "
+                          f"{self.pruner.epsilon}): the model was NOT pruned; call pruner.prune(model) to cut it "
+                          f"with the last mask, or train longer / set max_steps", stacklevel=2)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.pending and logs is not None:

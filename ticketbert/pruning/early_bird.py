@@ -125,12 +125,23 @@ class EarlyBirdPruner:
 
     def attach(self, model: nn.Module) -> None:
         """Training draws: gate ``model``'s units so that its training backward feeds the draws
-        (a no-op if attached, for other draws, or once the ticket is found)."""
-        if self.draws == "training" and self.found_at is None and (self.gates is None or not self.gates.attached):
-            self.gates = TrainingGates(model, get_method(self.method).unit, get_criterion(self.criterion))
+        (a no-op if already on ``model``, for other draws, or once the ticket is found). Gates on
+        another model come off it first; sums collected since the last draw carry over when the
+        unit counts match (e.g. a second ``trainer.train()`` of the same model)."""
+        if self.draws != "training" or self.found_at is not None:
+            return
+        previous = self.gates
+        if previous is not None and previous.attached and previous.model is model:
+            return
+        if previous is not None:
+            previous.close()
+        self.gates = TrainingGates(model, get_method(self.method).unit, get_criterion(self.criterion))
+        if previous is not None and [t.shape for t in previous.totals] == [t.shape for t in self.gates.totals]:
+            self.gates.totals, self.gates.examples = previous.totals, previous.examples
 
     def detach(self) -> None:
-        """Remove the training gates from the model (what they collected stays for the next draw)."""
+        """Remove the training gates from the model (what they collected stays for the next draw,
+        and for the next ``attach`` to the same units)."""
         if self.gates is not None:
             self.gates.close()
 

@@ -45,7 +45,7 @@ class TrainingGates:
 
     def __init__(self, model: nn.Module, unit: UnitKind, criterion: GateGradient):
         encoder = require_encoder(model, f"training draws of {unit.name!r}")
-        self.criterion = criterion
+        self.model, self.criterion = model, criterion
         self.totals = [torch.zeros(n) for n in unit.counts(encoder)]
         self.examples = 0  # examples whose gradients the totals hold
         self._forwards: list[tuple[int, list[int]]] = []  # (examples, gates per layer before it) per forward
@@ -77,7 +77,8 @@ class TrainingGates:
         (call once per optimizer step, after the step's last backward); drop the gates."""
         ends = [start for _, start in self._forwards[1:]] + [[len(store) for store in self.captured]]
         passes = [(examples, self._rows(start, end)) for (examples, start), end in zip(self._forwards, ends)]
-        passes = [(examples, rows) for examples, rows in passes if any(r is not None for r in rows)]
+        passes = [(examples, rows) for examples, rows in passes if any(r is not None for r in rows)
+                  and all(r is None or bool(torch.isfinite(r).all()) for r in rows)]  # an overflowed pass counts nothing
         step_examples = sum(examples for examples, _ in passes)  # the step loss's mean runs over these
         for examples, rows in passes:
             for layer, per_row in enumerate(rows):

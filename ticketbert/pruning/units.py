@@ -69,8 +69,9 @@ class UnitKind:
     @contextlib.contextmanager
     def gates(self, encoder: Encoder, requires_grad: bool = False) -> Iterator[list[torch.Tensor]]:
         """Gates (a tensor of ones per layer, one entry per unit) scaling every unit's output
-        while the context is open. Gate 0 is exactly the unit's removal; the gradient with
-        respect to a gate is Michel et al.'s importance signal."""
+        while the context is open. Gate 0 is the unit's removal (exactly for heads and neurons; for
+        layers up to float rounding, ~1e-7); the gradient with respect to a gate is Michel et al.'s
+        importance signal."""
         device = next(encoder.module.parameters()).device
         gates = [torch.ones(n, device=device, requires_grad=requires_grad) for n in self.counts(encoder)]
         handles = [self.gate_hook(encoder, i, lambda x, gate=gate: gate) for i, gate in enumerate(gates) if gate.numel()]

@@ -70,6 +70,13 @@ class EarlyBirdHook(Callback):
             self.logger.log_dict(self.found_metrics(), step=step)
         return True
 
+    def end_search(self, totals: TrainResult) -> None:
+        """Training ended before the ticket was found: the whole run counts as search."""
+        if self._began is not None:
+            self.search_seconds += time.perf_counter() - self._began
+            self._began = None
+        self.search_train_flops = totals.train_flops
+
     def found_metrics(self) -> dict[str, float]:
         """The ticket's figures: where it was found, what the mask draws cost, what it removed."""
         metrics = {"early_bird_step": float(self.pruner.found_at or self.pruner.steps),

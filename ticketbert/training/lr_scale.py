@@ -29,7 +29,11 @@ def set_lr_scale(optimizer: Any, scheduler: Any, scale: float) -> None:
     if scale <= 0:
         raise ValueError(f"learning-rate scale must be > 0, got {scale}")
     optimizer, scheduler = unwrap(optimizer), unwrap_scheduler(scheduler)
+    if not hasattr(scheduler, "base_lrs") or any("initial_lr" not in group for group in optimizer.param_groups):
+        raise ValueError(f"a search learning rate scales a schedule of base rates (LambdaLR, linear, cosine, ...); "
+                         f"{type(scheduler).__name__} has none")
     for index, group in enumerate(optimizer.param_groups):
         target = group["initial_lr"] * scale
-        group["lr"] *= target / scheduler.base_lrs[index]
-        scheduler.base_lrs[index] = target
+        if scheduler.base_lrs[index] > 0:  # a group at rate 0 stays there
+            group["lr"] *= target / scheduler.base_lrs[index]
+            scheduler.base_lrs[index] = target
