@@ -57,9 +57,8 @@ class EarlyBirdHook(Callback):
                 self.logger.log_dict({"early_bird/mask_distance": distance}, step=at)
         if not found:
             return False
+        self.end_search(totals)
         started = time.perf_counter()
-        self.search_seconds += started - self._began
-        self.search_train_flops = totals.train_flops
         self.report = self.pruner.prune(model, optimizer=optimizer)
         if self._scheduler is not None:
             set_lr_scale(optimizer, self._scheduler, 1.0)
@@ -71,7 +70,7 @@ class EarlyBirdHook(Callback):
         return True
 
     def end_search(self, totals: TrainResult) -> None:
-        """Training ended before the ticket was found: the whole run counts as search."""
+        """The search ends here (the ticket is found, or training ended without one): its time and FLOPs."""
         if self._began is not None:
             self.search_seconds += time.perf_counter() - self._began
             self._began = None
