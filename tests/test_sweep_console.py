@@ -100,3 +100,57 @@ def test_remove_checkpoints_keeps_the_final_model(tmp_path):
     assert freed > 0 and not list((tmp_path / "run").rglob(STATE_FILE))
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["model"]
     assert remove_checkpoints(tmp_path / "missing") == 0
+
+
+class FakeGrid(list):
+    num_terminated = 2
+    num_errors = 0
+
+
+class FakeTuner:
+    """fit() raises what Tune's controller raises after an OOM kill, ``failures`` times."""
+
+    def __init__(self, failures: int, message: str = "Caught unexpected exception: 1 worker(s) were killed "
+                 "due to the node running low on memory. Memory on the node ..."):
+        self.failures, self.message, self.fits = failures, message, 0
+
+    def fit(self) -> FakeGrid:
+        self.fits += 1
+        if self.fits <= self.failures:
+            raise RuntimeError(self.message)
+        return FakeGrid([1, 2])
+
+
+def _runner(tmp_path, max_failures: int, tuner: FakeTuner):
+    from tune.instance import SweepInstance
+    from tune.resources import TrialResources
+    from tune.runner import SweepRunner
+
+    config = load_sweep_config(ROOT / "configs" / "quickstart.yaml", [f"max_failures={max_failures}"])
+    runner = SweepRunner(config, {}, TrialResources(cpu=1, gpu=0, max_concurrent=1),
+                         SweepInstance("quickstart", tmp_path))
+    restored = []
+    runner._restore = lambda name: restored.append(name) or tuner
+    return runner, restored
+
+
+def test_a_trial_killed_for_memory_restores_the_experiment(tmp_path, capsys):
+    tuner = FakeTuner(failures=2)
+    runner, restored = _runner(tmp_path, 2, tuner)
+    assert len(runner._fit("prune", tuner)) == 2
+    assert restored == ["prune", "prune"] and tuner.fits == 3
+    assert "[prune] Ray killed a trial's worker for lack of memory; restoring the experiment (attempt 3 of 3)" \
+        in capsys.readouterr().out
+
+
+def test_memory_kills_beyond_max_failures_and_other_errors_are_raised(tmp_path):
+    tuner = FakeTuner(failures=2)
+    runner, restored = _runner(tmp_path, 1, tuner)
+    with pytest.raises(RuntimeError, match="running low on memory"):
+        runner._fit("prune", tuner)
+    assert restored == ["prune"]
+    other = FakeTuner(failures=1, message="Caught unexpected exception: something else")
+    runner, restored = _runner(tmp_path, 2, other)
+    with pytest.raises(RuntimeError, match="something else"):
+        runner._fit("prune", other)
+    assert restored == []

@@ -22,10 +22,14 @@ from tune.resources import TrialResources
 from tune.trainable import train_trial
 
 MAX_TEMP_DIR_LENGTH = 45
+# what Tune's controller raises when Ray's memory monitor killed a trial's worker
+OOM_KILLED = "killed due to the node running low on memory"
 PROGRESS_METRICS = {"dev/overall": "dev", "achieved_sparsity": "sparsity", "speedup": "speedup", "epoch": "epoch"}
-# every trial's process: no progress bars or advisory warnings of transformers / the hub
-QUIET_WORKER_ENV = {"TRANSFORMERS_VERBOSITY": "error", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
-                    "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false"}
+# every trial's process: no progress bars or advisory warnings of transformers / the hub, and
+# two malloc arenas: Tune runs each trial in a new thread of a reused actor, and glibc's
+# per-thread arenas (up to 8 per core) kept each trial's freed tensors, growing the actor to OOM
+WORKER_ENV = {"MALLOC_ARENA_MAX": "2", "TRANSFORMERS_VERBOSITY": "error", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+              "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def search_domain(dim) -> Any:
@@ -51,7 +55,7 @@ def connect(address: str | None, verbose: bool) -> bool:
     if ray.is_initialized():
         return False
     quiet = {} if verbose else {"log_to_driver": False, "logging_level": logging.WARNING}
-    runtime_env = {"env_vars": QUIET_WORKER_ENV}
+    runtime_env = {"env_vars": WORKER_ENV}
     if address:
         ray.init(address=address, runtime_env=runtime_env, **quiet)
     else:
@@ -84,11 +88,15 @@ class SweepRunner:
                                     max_report_frequency=30, max_column_length=28)
         return ProgressLine(name)
 
+    def _restore(self, name: str) -> tune.Tuner:
+        trainable = tune.with_resources(train_trial, self.resources.as_dict())
+        return tune.Tuner.restore(str(self.storage / name), trainable=trainable, resume_errored=True)
+
     def _tuner(self, name: str, space: dict[str, Any], tune_config: tune.TuneConfig) -> tune.Tuner:
         path = self.storage / name
         trainable = tune.with_resources(train_trial, self.resources.as_dict())
         if self.resume and tune.Tuner.can_restore(str(path)):
-            return tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True)
+            return self._restore(name)
         shutil.rmtree(path, ignore_errors=True)
         run_config = tune.RunConfig(name=name, storage_path=str(self.storage), progress_reporter=self._reporter(name),
                                     failure_config=tune.FailureConfig(max_failures=self.config.max_failures),
@@ -105,7 +113,7 @@ class SweepRunner:
         tune_config = tune.TuneConfig(max_concurrent_trials=self.resources.max_concurrent, reuse_actors=True,
                                       trial_name_creator=lambda t: t.config["trial"]["label"],
                                       trial_dirname_creator=lambda t: t.config["trial"]["label"])
-        grid = self._fit(self._tuner(stage, {"trial": tune.grid_search(trials)}, tune_config))
+        grid = self._fit(stage, self._tuner(stage, {"trial": tune.grid_search(trials)}, tune_config))
         by_label = {r.config["trial"]["label"]: r for r in grid}
         return [self._metrics(by_label.get(t["label"]), t["label"]) for t in trials]
 
@@ -115,14 +123,25 @@ class SweepRunner:
                                       max_concurrent=self.resources.max_concurrent)
         tune_config = tune.TuneConfig(search_alg=searcher, num_samples=search.num_samples, metric=search.metric,
                                       mode=search.mode, trial_name_creator=lambda t: f"{trial['label']}-{t.trial_id}")
-        grid = self._fit(self._tuner(name, space, tune_config))
+        grid = self._fit(name, self._tuner(name, space, tune_config))
         return self._metrics(grid.get_best_result(metric=search.metric, mode=search.mode), trial["label"])
 
-    @staticmethod
-    def _fit(tuner: tune.Tuner) -> tune.ResultGrid:
+    def _fit(self, name: str, tuner: tune.Tuner) -> tune.ResultGrid:
         """Run the experiment; KeyboardInterrupt if Tune stopped it on a signal (trials left
-        unfinished), so that the sweep is marked interrupted, not finished."""
-        grid = tuner.fit()
+        unfinished), so that the sweep is marked interrupted, not finished. When Ray's memory
+        monitor kills a trial's actor, Tune's controller raises instead of retrying the trial
+        (Ray 2.5x): the experiment is restored from its saved state, finished trials kept,
+        up to ``max_failures`` times."""
+        for attempt in range(self.config.max_failures + 1):
+            try:
+                grid = tuner.fit()
+                break
+            except RuntimeError as exc:
+                if OOM_KILLED not in str(exc) or attempt == self.config.max_failures:
+                    raise
+                print(f"[{name}] Ray killed a trial's worker for lack of memory; restoring the experiment "
+                      f"(attempt {attempt + 2} of {self.config.max_failures + 1})", flush=True)
+                tuner = self._restore(name)
         if grid.num_terminated + grid.num_errors < len(grid):
             raise KeyboardInterrupt(f"{len(grid) - grid.num_terminated - grid.num_errors} trial(s) unfinished")
         return grid

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +59,18 @@ def node_tags() -> dict[str, str]:
             "hostname": socket.gethostname()}
 
 
+def release_memory() -> None:
+    """Hand a finished trial's memory back before the reused actor runs the next one: collect
+    reference cycles (models with hooks) and, on glibc, trim the malloc arenas, which otherwise
+    keep every freed block (a 2-trial study's actors grew ~1 GB a minute to OOM without it)."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl): nothing to trim
+            pass
+
+
 def train_trial(space: dict[str, Any]) -> None:
     """Run one trial. Its MLflow run is keyed by the sweep instance, the grid point and the
     digest of its resolved run config and data, so a retried or restored trial of the same
@@ -70,9 +85,12 @@ def train_trial(space: dict[str, Any]) -> None:
     run_key = f"{params['run_key']}:{config_digest(config)}"
     if searched:
         run_key += ":" + ",".join(f"{k}={v}" for k, v in sorted(searched.items()))
-    result = run_training(config, run_key=run_key, parent_run_id=params.get("parent_run_id"),
-                          tags={"sweep": params.get("sweep", ""), "stage": params.get("stage", ""), **node_tags()},
-                          reporters=[TuneReporter()])
+    try:
+        result = run_training(config, run_key=run_key, parent_run_id=params.get("parent_run_id"),
+                              tags={"sweep": params.get("sweep", ""), "stage": params.get("stage", ""),
+                                    **node_tags()}, reporters=[TuneReporter()])
+    finally:
+        release_memory()
     final = {**result.metrics, "done": 1.0, "run_dir": str(run_dir(config).resolve())}
     if result.model_dir is not None:
         final["model_dir"] = str(Path(result.model_dir).resolve())
