@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spearman-examples", type=int, default=128)
     parser.add_argument("--ffn-sample", type=int, default=256)
     parser.add_argument("--only", nargs="*", default=None,
-                        help="run only these variant names (the others keep their rows in the results file)")
+                        help="run only these variant names (the others keep their rows in the results file, "
+                             "and these their rows at levels not rerun)")
     parser.add_argument("--no-spearman", action="store_true", help="keep the results file's Spearman table")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
@@ -135,10 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     payload: dict[str, Any] = {"task": task, "model": str(args.model), "metric": primary, "dense": dense_dev,
                                "calibration_examples": calibration.examples, "variants": {}}
     previous = RESULTS / f"retraining_free_{task}.json"
-    if args.only is not None and previous.is_file():  # a partial rerun updates the earlier results
-        kept = json.loads(previous.read_text())
-        payload["variants"] = {k: v for k, v in kept.get("variants", {}).items() if k not in args.only}
-        payload["spearman"] = kept.get("spearman")
+    kept = json.loads(previous.read_text()) if previous.is_file() else {}
+    if args.only is not None:  # a partial rerun updates the earlier results
+        payload["variants"] = kept.get("variants", {})
+    if args.no_spearman and "spearman" in kept:
+        payload["spearman"] = kept["spearman"]
     score_cache: dict[tuple[str, str], tuple[Any, float]] = {}
     for variant in variants(args.recovery_levels):
         if args.only is not None and variant["name"] not in args.only:
@@ -169,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['flops_reduction']:.1%}, weights -{row['achieved_sparsity']:.1%}, measured speedup "
                   f"{row['speedup']:.2f}x vs FLOPs {row['flops_speedup']:.2f}x; score {scoring_seconds:.1f}s search "
                   f"{row['search_seconds']:.2f}s repair {row['repair_seconds']:.1f}s)", flush=True)
+        measured = {row["level"] for row in rows}  # a partial rerun keeps the variant's other levels
+        rows = sorted([r for r in payload["variants"].get(variant["name"], {}).get("rows", [])
+                       if r["level"] not in measured] + rows, key=lambda r: r["level"])
         payload["variants"][variant["name"]] = {"rows": rows, "kept_flops_reduction": threshold(rows, dense_dev)}
         order = [v["name"] for v in variants(args.recovery_levels)]
         payload["variants"] = dict(sorted(payload["variants"].items(), key=lambda kv: order.index(kv[0])))
