@@ -60,7 +60,7 @@ def node_tags() -> dict[str, str]:
 
 
 def release_memory() -> None:
-    """Hand a finished trial's memory back before the reused actor runs the next one: collect
+    """Hand a finished trial's memory back as the reused actor starts the next one: collect
     reference cycles (models with hooks) and, on glibc, trim the malloc arenas, which otherwise
     keep every freed block (a 2-trial study's actors grew ~1 GB a minute to OOM without it)."""
     gc.collect()
@@ -77,6 +77,7 @@ def train_trial(space: dict[str, Any]) -> None:
     sweep reopens its run and resumes from its last epoch checkpoint, and nothing else does.
     Its final result names its run folder (``run_dir``), whose training checkpoints the sweep
     deletes once the trial is complete (``tune.cleanup.CheckpointCleanup``)."""
+    release_memory()  # the previous trial's leftovers; not after the run, which the final report must follow at once
     params, searched = space["trial"], space.get("searched", {})
     config = trial_config(params, searched)
     config.train.device = trial_device()
@@ -85,12 +86,9 @@ def train_trial(space: dict[str, Any]) -> None:
     run_key = f"{params['run_key']}:{config_digest(config)}"
     if searched:
         run_key += ":" + ",".join(f"{k}={v}" for k, v in sorted(searched.items()))
-    try:
-        result = run_training(config, run_key=run_key, parent_run_id=params.get("parent_run_id"),
-                              tags={"sweep": params.get("sweep", ""), "stage": params.get("stage", ""),
-                                    **node_tags()}, reporters=[TuneReporter()])
-    finally:
-        release_memory()
+    result = run_training(config, run_key=run_key, parent_run_id=params.get("parent_run_id"),
+                          tags={"sweep": params.get("sweep", ""), "stage": params.get("stage", ""), **node_tags()},
+                          reporters=[TuneReporter()])
     final = {**result.metrics, "done": 1.0, "run_dir": str(run_dir(config).resolve())}
     if result.model_dir is not None:
         final["model_dir"] = str(Path(result.model_dir).resolve())
