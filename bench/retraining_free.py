@@ -136,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     payload: dict[str, Any] = {"task": task, "model": str(args.model), "metric": primary, "dense": dense_dev,
                                "calibration_examples": calibration.examples, "variants": {}}
     previous = RESULTS / f"retraining_free_{task}.json"
-    kept = json.loads(previous.read_text()) if previous.is_file() else {}
+    earlier = json.loads(previous.read_text()) if previous.is_file() else {}
     if args.only is not None:  # a partial rerun updates the earlier results
-        payload["variants"] = kept.get("variants", {})
-    if args.no_spearman and "spearman" in kept:
-        payload["spearman"] = kept["spearman"]
+        payload["variants"] = earlier.get("variants", {})
+    if args.no_spearman and "spearman" in earlier:
+        payload["spearman"] = earlier["spearman"]
     score_cache: dict[tuple[str, str], tuple[Any, float]] = {}
     for variant in variants(args.recovery_levels):
         if args.only is not None and variant["name"] not in args.only:

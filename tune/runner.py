@@ -94,9 +94,9 @@ class SweepRunner:
 
     def _tuner(self, name: str, space: dict[str, Any], tune_config: tune.TuneConfig) -> tune.Tuner:
         path = self.storage / name
-        trainable = tune.with_resources(train_trial, self.resources.as_dict())
         if self.resume and tune.Tuner.can_restore(str(path)):
             return self._restore(name)
+        trainable = tune.with_resources(train_trial, self.resources.as_dict())
         shutil.rmtree(path, ignore_errors=True)
         run_config = tune.RunConfig(name=name, storage_path=str(self.storage), progress_reporter=self._reporter(name),
                                     failure_config=tune.FailureConfig(max_failures=self.config.max_failures),
