@@ -13,11 +13,11 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
-from analysis import tables
-from analysis.__main__ import main
-from analysis.report import ARTIFACT_DIR, DESCRIPTION_TAG, TABLE_FILE, build, description, publish
-from analysis.runs import load_runs, metric_history
-from analysis.stats import bootstrap_mean_ci, holm, paired_improvement, pareto_front, tolerance_threshold
+from ticketbert.analysis import tables
+from ticketbert.analysis.__main__ import main
+from ticketbert.analysis.report import ARTIFACT_DIR, DESCRIPTION_TAG, TABLE_FILE, build, description, publish
+from ticketbert.analysis.runs import load_runs, metric_history
+from ticketbert.analysis.stats import bootstrap_mean_ci, holm, paired_improvement, pareto_front, tolerance_threshold
 
 EXPERIMENT = "analysis-test"
 DENSE = {0: 0.50, 1: 0.52, 2: 0.48}  # dev accuracy of each seed's dense fine-tune

@@ -15,8 +15,11 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.tracking import MlflowClient
+from ticketbert.extras import require
+
+require("train", "MLflow tracking (ticketbert.tracking)")
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
 
 RUN_KEY_TAG = "ticketbert.run_key"
 PARENT_TAG = "mlflow.parentRunId"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.labels import metric_name, with_approach
-from analysis.runs import PRIMARY, TRAIN_PRIMARY
-from analysis.stats import bootstrap_mean_ci, holm, paired_improvement, pareto_front, summarize, tolerance_threshold
+from ticketbert.analysis.labels import metric_name, with_approach
+from ticketbert.analysis.runs import PRIMARY, TRAIN_PRIMARY
+from ticketbert.analysis.stats import bootstrap_mean_ci, holm, paired_improvement, pareto_front, summarize, tolerance_threshold
 
 KEY = ["task", "approach"]
 ALPHA = 0.05

@@ -15,9 +15,9 @@ import pandas as pd
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from analysis import figures, tables
-from analysis.labels import metric_name
-from analysis.runs import PRIMARY, load_runs, metric_history
+from ticketbert.analysis import figures, tables
+from ticketbert.analysis.labels import metric_name
+from ticketbert.analysis.runs import PRIMARY, load_runs, metric_history
 from ticketbert.tracking import default_tracking_uri
 
 MASK_DISTANCE = "early_bird/mask_distance"

@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
-from analysis.labels import metric_name  # noqa: E402
-from analysis.tables import levels  # noqa: E402
+from ticketbert.analysis.labels import metric_name  # noqa: E402
+from ticketbert.analysis.tables import levels  # noqa: E402
 
 STYLE = {"font.size": 12, "axes.titlesize": 12, "legend.fontsize": 10, "axes.grid": True, "grid.alpha": 0.3}
 DPI = 100
