@@ -114,9 +114,8 @@ def collect(data: DataRecord, threads: int, argv: list[str] | None = None) -> Pr
     """The provenance of a run started with ``argv`` (default: this process's command line)."""
     argv = list(sys.argv if argv is None else argv)
     module = Path(argv[0]).with_suffix("")
-    if module.parent.name == "bench":  # `python -m bench.x` leaves the file's path in argv[0]
-        argv[0] = f"-m bench.{module.name}"
-    return Provenance(command="python " + shlex.join(argv), data=data, packages=package_versions(),
+    program = f"-m bench.{module.name}" if module.parent.name == "bench" else shlex.quote(argv[0])
+    return Provenance(command=" ".join(["python", program, shlex.join(argv[1:])]).rstrip(), data=data, packages=package_versions(),
                       hardware=hardware(), threads=threads, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
