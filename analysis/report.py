@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from analysis import figures, tables
 from analysis.labels import metric_name
 from analysis.runs import PRIMARY, load_runs, metric_history
-from ticketbert.tracking import default_tracking_uri
+from ticketbert.tracking import default_tracking_uri, run_address
 
 MASK_DISTANCE = "early_bird/mask_distance"
 DESCRIPTION_TAG = "mlflow.note.content"  # the run page's rendered "Description"
@@ -293,5 +293,5 @@ def publish(tracking_uri: str | None, experiment: str, parent_run_id: str, out_d
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     print(f"analysis: {report.path} and {len(report.figures)} figures, logged to parent run {parent_run_id} "
           f"(artifacts/{ARTIFACT_DIR}); in the MLflow UI: "
-          f"#/experiments/{experiment_id}/runs/{parent_run_id}?workflowType=machine_learning")
+          f"{run_address('', experiment_id, parent_run_id, f'{ARTIFACT_DIR}/report.md')}")
     return report
