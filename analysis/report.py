@@ -136,13 +136,26 @@ def speedup_section(table: pd.DataFrame) -> str:
             "non-zero weights only.\n\n" + markdown_table(header, rows))
 
 
+def deployment_section(table: pd.DataFrame) -> str:
+    rows = [[r["metric"], r["approach"], pct(r["sparsity"]), int(r["seeds"]), mean_std(r["dev_mean"], r["dev_std"]),
+             pct(r["flops_share"]), f"{num(r['speedup_mean'], 2)}x", "yes" if r["front_flops"] else "",
+             "yes" if r["front_speedup"] else ""] for _, r in table.iterrows()]
+    header = ["task metric", "approach", "sparsity", "seeds", "dev (mean ± std)", "FLOPs/token (of dense)",
+              "measured speedup", "front: FLOPs", "front: speedup"]
+    return ("## Which model to deploy (per task)\n\n"
+            "Every model's dev metric against its FLOPs per token (share of the dense model's) and its measured "
+            "inference speedup (batch of dev examples, timed against the dense model in the same process). A model "
+            "is on a front when no other model of the task is both smaller (or faster) and better.\n\n"
+            + markdown_table(header, rows))
+
+
 def cost_section(table: pd.DataFrame) -> str:
     rows = [[r["metric"], r["approach"], pct(r["sparsity"]), int(r["seeds"]), mean_std(r["dev_mean"], r["dev_std"]),
              num(r["train_flops"] / 1e12, 2), num(r["wall_seconds"] / 60, 1),
              "yes" if r["pareto_flops"] else "", "yes" if r["pareto_time"] else ""] for _, r in table.iterrows()]
     header = ["task metric", "approach", "sparsity", "seeds", "dev (mean ± std)", "training FLOPs (TFLOP)",
               "wall time (min)", "Pareto: FLOPs", "Pareto: time"]
-    return ("## Training cost against dev metric (Pareto front per task)\n\n"
+    return ("## Training cost against dev metric (per task)\n\n"
             "FLOPs: everything spent to get the model: the dense fine-tune, importance scoring (shared by the levels "
             "of a method) and recovery epochs for post-hoc; `total_train_flops` for early-bird and IMP. Wall time: "
             "the MLflow runs' durations (post-hoc: dense run + the trial), taken with other trials sharing the "
@@ -216,12 +229,14 @@ def build(runs: pd.DataFrame, experiments: list[str], out: Path, tolerance: floa
     colors = figures.palette(cost_table["approach"])
     paths = figures.metric_vs_sparsity(curve_rows, out, tolerance, colors)
     speed = figures.speedup(curve_rows, out, colors)
-    paths += ([speed] if speed else []) + figures.cost_pareto(cost_table, curve_rows, out, colors)
+    deployment_table = tables.deployment(curve_rows)
+    paths += ([speed] if speed else []) + figures.deployment(deployment_table, curve_rows, out, colors)
     paths += figures.mask_distance(history, early, epsilon, out)
 
     sections = [header_section(runs, experiments, tolerance), threshold_section(threshold_table, tolerance),
                 level_section(level_table), test_section(tables.improvement_tests(curve_rows)),
-                speedup_section(tables.speedups(curve_rows)), cost_section(cost_table),
+                speedup_section(tables.speedups(curve_rows)), deployment_section(deployment_table),
+                cost_section(cost_table),
                 early_bird_section(early, not history.empty), imp_section(imp),
                 "## Figures\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in paths)]
     markdown = "\n\n".join(s for s in sections if s) + "\n"

@@ -53,7 +53,7 @@ def run(variant: str, train: list[dict], dev: list[dict], tokenizer, epochs: int
             calibration = [collator([train[i] for i in chosen[k: k + 32]]) for k in range(0, 256, 32)]
             pruner = ticketbert.EarlyBirdPruner(method, float(sparsity), criterion=criterion, interval=20, window=3,
                                                 epsilon=0.1, max_steps=300, draws="calibration", data=calibration,
-                                                model=model)  # as measured in the README's table
+                                                model=model)  # the settings of the committed results
             callback = add_early_bird(trainer, pruner)
         began = time.perf_counter()
         trainer.train()

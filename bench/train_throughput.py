@@ -2,7 +2,7 @@
 max-length padding, in fp32 and (where the device computes it natively) bf16 autocast, and the
 step's model FLOP/s as a fraction of a large dense matmul's in the same precision; the fused
 AdamW step of the training loop against torch's per-tensor one; and what pruning buys per
-train step (issue 10): the step time of models pruned 30% and 50% (FFN neurons by ``l1``;
+train step: the step time of models pruned 30% and 50% (FFN neurons by ``l1``;
 heads+FFN by ``fisher`` on 128 calibration examples, widths rounded to 64) against the dense
 model's, as a share of their FLOP-count speedup, in the fastest precision, all models timed in
 interleaved rounds in one process (the fastest round of each), for both attention kernels

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the interrupted sweep with these settings")
     parser.add_argument("--address", default=None, help="an existing Ray cluster ('auto' or host:port)")
     parser.add_argument("--verbose", action="store_true", help="Ray's status tables and every trial's output")
-    parser.add_argument("overrides", nargs="*", help="dotted.key=value, e.g. data.dir=../shared/data")
+    parser.add_argument("overrides", nargs="*", help="dotted.key=value, e.g. data.dir=<CS224N folder>")
     args = parser.parse_args(argv)
     try:
         config, location, resources = validate_arguments(args)
