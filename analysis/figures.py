@@ -111,7 +111,8 @@ def deployment(table: pd.DataFrame, curve_rows: pd.DataFrame, out: Path, colors:
         with plt.rc_context(STYLE):
             fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), sharey=True)
             for axis, column, flag, label, scale in (
-                    (axes[0], "flops_share", "front_flops", "FLOPs per token (% of dense)", 100.0),
+                    (axes[0], "flops_share", "front_flops",
+                     "FLOPs per token (% of dense; magnitude: non-zero weights)", 100.0),
                     (axes[1], "speedup_mean", "front_speedup", "measured inference speedup (x)", 1.0)):
                 known = rows[rows[column].notna()]
                 for approach, points in known.groupby("approach"):

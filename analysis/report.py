@@ -136,12 +136,23 @@ def speedup_section(table: pd.DataFrame) -> str:
             "non-zero weights only.\n\n" + markdown_table(header, rows))
 
 
+MODEL_HEADER = ["task metric", "approach", "sparsity", "seeds", "dev (mean ± std)"]
+
+
+def model_cells(row) -> list:
+    """The cells naming one model of a per-task table (task, approach, level) and its dev metric."""
+    return [row["metric"], row["approach"], pct(row["sparsity"]), int(row["seeds"]),
+            mean_std(row["dev_mean"], row["dev_std"])]
+
+
+def yes(flag) -> str:
+    return "yes" if flag else ""
+
+
 def deployment_section(table: pd.DataFrame) -> str:
-    rows = [[r["metric"], r["approach"], pct(r["sparsity"]), int(r["seeds"]), mean_std(r["dev_mean"], r["dev_std"]),
-             pct(r["flops_share"]), f"{num(r['speedup_mean'], 2)}x", "yes" if r["front_flops"] else "",
-             "yes" if r["front_speedup"] else ""] for _, r in table.iterrows()]
-    header = ["task metric", "approach", "sparsity", "seeds", "dev (mean ± std)", "FLOPs/token (of dense)",
-              "measured speedup", "front: FLOPs", "front: speedup"]
+    rows = [model_cells(r) + [pct(r["flops_share"]), f"{num(r['speedup_mean'], 2)}x", yes(r["front_flops"]),
+                              yes(r["front_speedup"])] for _, r in table.iterrows()]
+    header = MODEL_HEADER + ["FLOPs/token (of dense)", "measured speedup", "front: FLOPs", "front: speedup"]
     return ("## Which model to deploy (per task)\n\n"
             "Every model's dev metric against its FLOPs per token (share of the dense model's) and its measured "
             "inference speedup (batch of dev examples, timed against the dense model in the same process). A model "
@@ -150,11 +161,9 @@ def deployment_section(table: pd.DataFrame) -> str:
 
 
 def cost_section(table: pd.DataFrame) -> str:
-    rows = [[r["metric"], r["approach"], pct(r["sparsity"]), int(r["seeds"]), mean_std(r["dev_mean"], r["dev_std"]),
-             num(r["train_flops"] / 1e12, 2), num(r["wall_seconds"] / 60, 1),
-             "yes" if r["pareto_flops"] else "", "yes" if r["pareto_time"] else ""] for _, r in table.iterrows()]
-    header = ["task metric", "approach", "sparsity", "seeds", "dev (mean ± std)", "training FLOPs (TFLOP)",
-              "wall time (min)", "Pareto: FLOPs", "Pareto: time"]
+    rows = [model_cells(r) + [num(r["train_flops"] / 1e12, 2), num(r["wall_seconds"] / 60, 1), yes(r["pareto_flops"]),
+                              yes(r["pareto_time"])] for _, r in table.iterrows()]
+    header = MODEL_HEADER + ["training FLOPs (TFLOP)", "wall time (min)", "Pareto: FLOPs", "Pareto: time"]
     return ("## Training cost against dev metric (per task)\n\n"
             "FLOPs: everything spent to get the model: the dense fine-tune, importance scoring (shared by the levels "
             "of a method) and recovery epochs for post-hoc; `total_train_flops` for early-bird and IMP. Wall time: "

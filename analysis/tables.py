@@ -206,7 +206,8 @@ def deployment(curve_rows: pd.DataFrame) -> pd.DataFrame:
     for _, group in table.groupby("task"):
         for cost, flag in ((group["flops_share"], "front_flops"), (-group["speedup_mean"], "front_speedup")):
             known = cost.notna()
-            table.loc[group.index[known], flag] = pareto_front(cost[known].tolist(), group.loc[known, "dev_mean"].tolist())
+            dev = group.loc[known, "dev_mean"].tolist()
+            table.loc[group.index[known], flag] = pareto_front(cost[known].tolist(), dev)
     return table.sort_values(["task", "flops_share"], ascending=[True, False], ignore_index=True)
 
 

@@ -84,8 +84,8 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(resolve_encoder("all-MiniLM-L6-v2"))
     train, dev = encoded(tokenizer, raw.train), encoded(tokenizer, raw.dev)
     results = [run(v, train, dev, tokenizer, args.epochs, args.seed) for v in args.variants]
-    save("hf_trainer", args.out, record, {"task": get_task("sst").name, "train_examples": len(train), "dev_examples": len(dev),
-                               "epochs": args.epochs, "results": results})
+    save("hf_trainer", args.out, record, {"task": get_task("sst").name, "train_examples": len(train),
+                                          "dev_examples": len(dev), "epochs": args.epochs, "results": results})
 
 
 if __name__ == "__main__":

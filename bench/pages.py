@@ -60,7 +60,8 @@ def provenance_lines(name: str, record: dict[str, Any]) -> list[str]:
              + (f", {data['requested']}" if data.get("requested") not in (None, "unknown") else "")
              + f"; fingerprint {data.get('fingerprint', 'unknown')}",
              f"    - machine: CPU {hardware.get('cpu', 'unknown')}, {hardware.get('cores', 'unknown')} cores, "
-             f"GPU {hardware.get('gpu') or 'none'}, {prov.get('threads', 'unknown')} threads; {packages or 'versions unknown'}"]
+             f"GPU {hardware.get('gpu') or 'none'}, {prov.get('threads', 'unknown')} threads; "
+             f"{packages or 'versions unknown'}"]
     if data.get("substituted") not in (None, "unknown"):
         lines.append(f"    - data substitution: {data['substituted']}")
     if prov.get("note"):
@@ -143,7 +144,8 @@ def hf_trainer(records: list[dict[str, Any]]) -> str:
     dense = next(r for r in record["results"] if r["variant"] == "dense")
     rows = []
     for r in record["results"]:
-        found = "-" if r["variant"] == "dense" else f"{r['found_step']} ({'converged' if r['converged'] else 'max steps'})"
+        ended = "converged" if r.get("converged") else "max steps"
+        found = "-" if r["variant"] == "dense" else f"{r['found_step']} ({ended})"
         rows.append([f"`{r['variant']}`", found, f"{r['steps']:,}", f"{r['dev_accuracy']:.3f}",
                      f"{r['prunable_params'] / 1e6:.2f} M", f"{r['flops_per_token'] / 1e6:.1f} M",
                      x(r["flops_per_token"] / dense["flops_per_token"]), f"{r['train_seconds']:.0f}"])

@@ -101,7 +101,8 @@ def main() -> None:
             ms = ffn_pair_ms(width, tokens, bf16)
             results["ffn_pair_ms"][f"{width}-{'bf16' if bf16 else 'fp32'}"] = ms
             print(f"  {'bf16' if bf16 else 'fp32'} width {width:>5}: {ms:7.2f} ms ({ms / (width / 1536):.2f} ms per dense-width share)")
-    save("profile_step", args.out, record, {"args": settings(args), "synthetic": record.source == "synthetic", "tokens_per_step": tokens, **results})
+    save("profile_step", args.out, record, {"args": settings(args), "synthetic": record.source == "synthetic",
+                                            "tokens_per_step": tokens, **results})
 
 
 if __name__ == "__main__":

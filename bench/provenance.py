@@ -115,7 +115,8 @@ def collect(data: DataRecord, threads: int, argv: list[str] | None = None) -> Pr
     argv = list(sys.argv if argv is None else argv)
     module = Path(argv[0]).with_suffix("")
     program = f"-m bench.{module.name}" if module.parent.name == "bench" else shlex.quote(argv[0])
-    return Provenance(command=" ".join(["python", program, shlex.join(argv[1:])]).rstrip(), data=data, packages=package_versions(),
+    command = " ".join(["python", program, shlex.join(argv[1:])]).rstrip()
+    return Provenance(command=command, data=data, packages=package_versions(),
                       hardware=hardware(), threads=threads, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 

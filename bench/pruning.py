@@ -91,7 +91,8 @@ def main() -> None:
     print(f"(2) scoring all {comparison['heads']} heads on {comparison['examples']} calibration examples: "
           f"taylor {t['taylor']:.1f} s, loss_increment {t['loss_increment']:.1f} s "
           f"({t['loss_increment'] / t['taylor']:.0f}x); Spearman rank agreement {comparison['spearman']:.3f}")
-    save("pruning", args.out, record, {"model": args.model, "synthetic": synthetic, "latency": rows, "scoring": comparison})
+    save("pruning", args.out, record,
+         {"model": args.model, "synthetic": synthetic, "latency": rows, "scoring": comparison})
 
 
 if __name__ == "__main__":

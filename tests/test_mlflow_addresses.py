@@ -11,7 +11,8 @@ from tune.sweep import print_locations
 @pytest.mark.parametrize("base", ["http://127.0.0.1:5000", "http://127.0.0.1:5000/"])
 def test_addresses_open_model_training_mode(base):
     assert runs_table_address(base, "7") == "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
-    assert run_address(base, "7", "abc") == "http://127.0.0.1:5000/#/experiments/7/runs/abc?workflowType=machine_learning"
+    assert run_address(base, "7", "abc") == (
+        "http://127.0.0.1:5000/#/experiments/7/runs/abc?workflowType=machine_learning")
     assert run_address(base, "7", "abc", "analysis/report.md") == (
         "http://127.0.0.1:5000/#/experiments/7/runs/abc/artifacts/analysis/report.md?workflowType=machine_learning")
 
