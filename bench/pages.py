@@ -60,7 +60,7 @@ def provenance_lines(name: str, record: dict[str, Any]) -> list[str]:
              + (f", {data['requested']}" if data.get("requested") not in (None, "unknown") else "")
              + f"; fingerprint {data.get('fingerprint', 'unknown')}",
              f"    - machine: CPU {hardware.get('cpu', 'unknown')}, {hardware.get('cores', 'unknown')} cores, "
-             f"GPU {hardware.get('gpu') or 'none'}, {prov.get('threads', 'unknown')} threads; "
+             f"GPU {hardware.get('gpu') or 'none'}, threads: {prov.get('threads', 'unknown')}; "
              f"{packages or 'versions unknown'}"]
     if data.get("substituted") not in (None, "unknown"):
         lines.append(f"    - data substitution: {data['substituted']}")
@@ -217,7 +217,86 @@ def retraining_free_figure(records: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def study(records: list[dict[str, Any]]) -> str:
+    (record,) = records
+    rows = []
+    for r in record["thresholds"]:
+        reference = "-" if r["reference"] is None else pct(r["reference"])
+        rows.append([f"{r['task']} {r['metric']} ({r['dense_mean']:.3f} ± {r['dense_std']:.3f})", r["approach"],
+                     ", ".join(pct(k) for k in r["kept_per_seed"]),
+                     f"**{r['kept_mean']:.1%}** [{r['ci'][0]:.1%}, {r['ci'][1]:.1%}]", f"{r['flops_removed_mean']:.1%}",
+                     reference])
+    return "\n\n".join([
+        "`configs/study.yaml`: the bundled MiniLM fine-tuned on the full SST, Quora and STS training sets (the "
+        "single-task recipes at 3 epochs, Quora as a cross-encoder), "
+        f"{record['seeds']} seeds per task, then every model pruned post hoc at sparsities 0-0.9 by `magnitude` "
+        "(unstructured, `l1`; sparsity = share of prunable weights) and by `heads+ffn` with `fisher` importance "
+        "without repair (structured; sparsity = share of the FLOPs per token removed). One dense fine-tune per "
+        "(task, seed) is shared by its pruning trials. The sweep writes its full report (overfitting per level, "
+        "paired tests, speedups, the deployment view) to its parent MLflow run ([analyses](../guides/analyses.md)).",
+        f"**Thresholds**: per seed, the largest sparsity whose dev metric, at that and every lower level, stays "
+        f"within {record['tolerance'] * 100:.0f} point of that seed's dense model; their mean with a "
+        f"{record['bootstrap']} (coarse with {record['seeds']} values); the FLOPs per token removed at the kept "
+        f"levels (magnitude: counting non-zero weights); the {record['reference']}.",
+        table(["task metric (dense dev, mean ± std)", "approach", "kept per seed", "kept, mean [95% CI]",
+               "FLOPs removed, mean", "reference study"], rows),
+        "![SST accuracy against sparsity, 3 seeds](study_sst_metric_vs_sparsity.png)",
+        "*The study's SST figure, as its analysis wrote it: dev, train subsample (same scale) and their gap; mean "
+        "of the seeds, band = min-max, dense value and its 1-point band drawn.*",
+    ])
+
+
+def fine_tuning(records: list[dict[str, Any]]) -> str:
+    (record,) = records
+    def metrics(values: dict[str, float]) -> str:
+        return ", ".join(f"{name} {value:.3f}" for name, value in values.items())
+    rows = [[f"`configs/{r['config']}`", str(r["epochs"]), metrics(r["dev"]), metrics(r["train"]), f"{r['minutes']:.1f}"]
+            for r in record["runs"]]
+    reference = record["reference"]
+    rows.append([reference["name"], str(reference["epochs"]), metrics(reference["dev"]), "-", "-"])
+    return "\n\n".join([
+        "The shipped single-task and multitask recipes, fine-tuning the bundled MiniLM on the full data; *train* is "
+        f"the fixed, seeded {record['train_eval_examples']:,}-example train subsample evaluated after every epoch.",
+        table(["config", "epochs", "dev", "train subsample", "wall time (min)"], rows),
+    ])
+
+
+def early_bird(records: list[dict[str, Any]]) -> str:
+    (record,) = records
+    eb = record["early_bird"]
+    rows = []
+    dense: dict[str, dict[str, Any]] = {}
+    for r in record["runs"]:
+        base = dense.setdefault(r["task"], r)
+        rows.append([r["task"], r["run"], r["ticket"] or "-",
+                     ", ".join(f"{k} {v:.3f}" for k, v in r["dev"].items()),
+                     f"{r['train_tflop']:.1f}", x(r["train_tflop"] / base["train_tflop"]), f"{r['minutes']:.2f}",
+                     x(r["minutes"] / base["minutes"])])
+    imp = record["imp"]
+    imp_rows = [[r["run"], f"{r['sparsity']:.1%}", f"{r['dev']:.3f}",
+                 "-" if r["train_tflop"] is None else f"{r['train_tflop']:.1f}",
+                 "-" if r["minutes"] is None else f"{r['minutes']:.1f}"] for r in imp["runs"]]
+    return "\n\n".join([
+        f"Dense against early-bird training end to end (`configs/early_bird_wall.yaml`): early-bird "
+        f"{eb['method']} {pct(eb['sparsity'])} of the prunable weights, `{eb['criterion']}` drawn from the training "
+        f"backward, a draw every {eb['interval']} steps, ticket after {eb['window']} distances < {eb['epsilon']}, "
+        f"at most {eb['max_steps']} steps. Wall time is the MLflow run's start to end (data, model, search, "
+        "pruning, the rest of training, every evaluation).",
+        table(["task", "run", "ticket", "dev", "training TFLOP", "vs dense", "wall time (min)", "vs dense"], rows),
+        f"## IMP against one-shot pruning ({imp['task']}, dense {imp['metric']} {imp['dense']:.3f})",
+        f"`{imp['provenance_command']}`, against one-shot magnitude pruning of the dense model.",
+        table(["run", "sparsity", f"dev {imp['metric']}", "training TFLOP", "wall time (min)"], imp_rows),
+    ])
+
+
+def page_named(name: str) -> Page:
+    return next(page for page in PAGES_LIST if page.name == name)
+
+
 PAGES_LIST = (
+    Page("study", "Multi-seed study", ("study",), study),
+    Page("fine_tuning", "Fine-tuning recipes", ("fine_tuning",), fine_tuning),
+    Page("early_bird", "Early-bird and IMP training", ("early_bird_wall",), early_bird),
     Page("retraining_free", "Retraining-free structured pruning",
          tuple(f"retraining_free_{task}" for task, _ in RETRAINING_FREE_TASKS), retraining_free),
     Page("pruning_latency", "Inference speedup of pruned models", ("pruning",), pruning_latency),
@@ -253,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(text)
         print(f"wrote docs/results/{path.name}")
     if not args.check:
-        figure = retraining_free_figure([load(n) for n in PAGES_LIST[0].sources], PAGES / "retraining_free.png")
+        figure = retraining_free_figure([load(n) for n in page_named("retraining_free").sources],
+                                        PAGES / "retraining_free.png")
         print(f"wrote docs/results/{figure.name}")
     if stale:
         print("out of date (run python -m bench.pages): " + ", ".join(stale), file=sys.stderr)
