@@ -67,3 +67,18 @@ def test_results_go_to_a_new_file_unless_out_is_given(tmp_path):
     default = results_path("pruning", None)
     assert default.parent == RUNS and default.name.startswith("pruning-") and default.suffix == ".json"
     assert results_path("pruning", tmp_path / "x.json") == tmp_path / "x.json"
+
+
+def test_a_bench_without_its_data_says_it_reads_the_sample(monkeypatch, capsys):
+    from bench.common import bench_config, record_data
+    from ticketbert.data import SAMPLE_DIR
+
+    monkeypatch.delenv("TICKETBERT_DATA_DIR", raising=False)
+    record = record_data(bench_config(["sst"], None))
+    assert record.source == "sample" and "bundled sample" in record.substituted
+    assert set(record.files) == {"ids-sst-train.csv", "ids-sst-dev.csv"}
+    assert "WARNING: not the data asked for" in capsys.readouterr().out
+    asked = record_data(bench_config(["sst", "sts"], SAMPLE_DIR))  # a CS224N-format folder, as asked
+    assert asked.source == "csv" and asked.substituted is None and asked.requested == str(SAMPLE_DIR)
+    assert asked.files["ids-sst-train.csv"] == record.files["ids-sst-train.csv"] and len(asked.files) == 4
+    assert "WARNING" not in capsys.readouterr().out
