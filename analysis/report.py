@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from analysis import figures, tables
 from analysis.labels import metric_name
 from analysis.runs import PRIMARY, load_runs, metric_history
+from ticketbert.provenance import DataRecord, collect, write_results
 from ticketbert.tracking import default_tracking_uri, run_address
 
 MASK_DISTANCE = "early_bird/mask_distance"
@@ -251,10 +252,21 @@ def build(runs: pd.DataFrame, experiments: list[str], out: Path, tolerance: floa
     markdown = "\n\n".join(s for s in sections if s) + "\n"
     path = out / "report.md"
     path.write_text(markdown)
+    write_provenance(runs, experiments, tracking_uri, out)
     results = tables.levels(curve_rows)
     results.insert(1, "metric", results["task"].map(metric_name))
     return Report(markdown, summary="\n\n".join(sections[:2]), figures=paths, results=results,
                   headline=headline_metrics(threshold_table), path=path)
+
+
+def write_provenance(runs: pd.DataFrame, experiments: list[str], tracking_uri: str | None, out: Path) -> Path:
+    """``out/provenance.json``: the command, the runs read (each with its data fingerprint) from
+    which store, package versions and hardware."""
+    data = DataRecord(requested=", ".join(experiments), source="mlflow runs",
+                      directory=tracking_uri or default_tracking_uri(),
+                      files=dict(zip(runs["run_id"], runs["data_fingerprint"])))
+    return write_results(out / "provenance.json", collect(data, threads="not used"),
+                         {"experiments": experiments, "runs": len(runs)})
 
 
 def headline_metrics(threshold_table: pd.DataFrame) -> dict[str, float]:
@@ -308,7 +320,7 @@ def publish(tracking_uri: str | None, experiment: str, parent_run_id: str, out_d
         return None
     report = build(runs, [experiment], Path(out_dir), tolerance, uri)
     client = MlflowClient(uri)
-    for path in [report.path, *report.figures]:
+    for path in [report.path, Path(out_dir) / "provenance.json", *report.figures]:
         client.log_artifact(parent_run_id, str(path), ARTIFACT_DIR)
     log_results_table(client, parent_run_id, report.results, Path(out_dir))
     client.log_batch(parent_run_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0)

@@ -5,17 +5,28 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench.provenance import DataRecord, announce, collect, data_record, results_path, write_results
 from ticketbert.config import RunConfig, load_config
 from ticketbert.data import DATA_DIR_ENV, TaskData, resolve_source
 from ticketbert.models import load_tokenizer
 from ticketbert.run import encode_data, read_data
+from ticketbert.provenance import DataRecord, announce, collect, data_record, write_results
 from ticketbert.tasks import get_task
+
+RUNS = Path(__file__).resolve().parent / "runs"  # new results files land here unless --out is given
+
+
+def results_path(name: str, out: Path | None) -> Path:
+    """``out`` when given, else a new file ``bench/runs/<name>-<UTC time>-<pid>.json``."""
+    if out is not None:
+        return Path(out)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return RUNS / f"{name}-{stamp}-{os.getpid()}.json"
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:

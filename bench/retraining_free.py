@@ -25,8 +25,7 @@ from typing import Any
 import torch
 from scipy import stats
 
-from bench.common import add_output_arguments, record_data, save
-from bench.provenance import results_path
+from bench.common import add_output_arguments, record_data, results_path, save
 from ticketbert.config import PruneConfig, load_config
 from ticketbert.measure import prune_and_measure
 from ticketbert.models import load_tokenizer

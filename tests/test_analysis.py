@@ -255,6 +255,9 @@ def test_cli_writes_report_and_figures(tmp_path, capsys):
     assert "| SST accuracy | early-bird ffn (taylor) | 30% | 0 | 40 | yes |" in text  # integers as integers
     assert "nothing is averaged across tasks" in text and "SYNTHETIC" not in text
     assert "improves over dense" not in text and "no significant improvement" in text
+    provenance = json.loads((out / "provenance.json").read_text())["provenance"]
+    assert provenance["command"].startswith("python ") and provenance["data"]["source"] == "mlflow runs"
+    assert len(provenance["data"]["files"]) == len(load_runs([EXPERIMENT], store.uri))  # every run read, named
 
 
 def test_synthetic_runs_are_marked(tmp_path):

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from bench import pages
-from bench.provenance import RUNS, collect, data_record, results_path, write_results
+from bench.common import RUNS, results_path
+from ticketbert.provenance import collect, data_record, program_name, write_results
 
 
 @pytest.mark.parametrize("page", pages.PAGES_LIST, ids=lambda p: p.name)
@@ -51,7 +52,7 @@ def test_provenance_round_trip_and_fingerprint(tmp_path):
     assert record.files == digests
     expected = hashlib.sha256(";".join(f"{n}={d}" for n, d in sorted(digests.items())).encode()).hexdigest()[:16]
     assert record.fingerprint == expected
-    provenance = collect(record, threads=3, argv=["/repo/bench/pruning.py", "--model", "a dir"])
+    provenance = collect(record, threads=3, argv=[str(pages.ROOT / "bench" / "pruning.py"), "--model", "a dir"])
     assert provenance.command == "python -m bench.pruning --model 'a dir'"
     out = write_results(tmp_path / "r.json", provenance, {"rows": [1]})
     written = json.loads(out.read_text())
@@ -61,6 +62,12 @@ def test_provenance_round_trip_and_fingerprint(tmp_path):
     assert written["provenance"]["threads"] == 3
     (tmp_path / "a.csv").write_text("id,text\n0,y\n")
     assert data_record(None, "sample", tmp_path, files).fingerprint != expected
+
+
+def test_commands_are_recorded_as_they_were_started():
+    assert program_name(str(pages.ROOT / "analysis" / "__main__.py")) == "-m analysis"
+    assert program_name(str(pages.ROOT / "bench" / "pages.py")) == "-m bench.pages"
+    assert program_name("my script.py") == "'my script.py'"
 
 
 def test_results_go_to_a_new_file_unless_out_is_given(tmp_path):

@@ -1,9 +1,6 @@
 """Where a results file's numbers come from: the command, the data and its fingerprint, package
-versions, hardware and threads. Torch-free, so that the pages generator and the tests can read it.
-
-Every bench writes a new, uniquely named file under ``bench/runs/`` (git-ignored) unless it is
-given ``--out PATH``: a committed results file changes only when asked.
-"""
+versions, hardware and threads. Torch-free (standard library only): benches, analyses and the
+documentation's pages generator share it."""
 
 from __future__ import annotations
 
@@ -19,17 +16,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNS = ROOT / "bench" / "runs"  # new results files land here unless --out is given
 PACKAGES = ("ticketbert", "torch", "transformers", "accelerate", "numpy", "scipy", "mlflow", "ray")
 UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
 class DataRecord:
-    """The data a bench read. ``requested`` is what it was asked for (a directory, or None for the
-    default); ``source`` what it read (csv, sample, hub, synthetic); ``substituted`` says why it
-    read other data than asked, or is None; ``files`` maps each file read to its sha256."""
+    """The data a run read. ``requested`` is what it was asked for (a directory, or None for the
+    default); ``source`` what it read (csv, sample, hub, synthetic; MLflow runs for an analysis);
+    ``substituted`` says why it read other data than asked, or is None; ``files`` maps each thing
+    read (a file; a run) to its hash (a file's sha256; a run's data fingerprint)."""
 
     requested: str | None
     source: str
@@ -110,22 +106,24 @@ def hardware() -> dict[str, Any]:
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "gpu": gpu_name(), "system": platform.system()}
 
 
-def collect(data: DataRecord, threads: int, argv: list[str] | None = None) -> Provenance:
+def program_name(path: str) -> str:
+    """How ``argv[0]`` was started: ``-m package.module`` for a module of a package (``python -m``
+    puts the file's path there), else the script's path."""
+    file = Path(path)
+    if file.name == "__main__.py":
+        return f"-m {file.parent.name}"
+    if (file.parent / "__init__.py").is_file():
+        return f"-m {file.parent.name}.{file.stem}"
+    return shlex.quote(path)
+
+
+def collect(data: DataRecord, threads: int | str, argv: list[str] | None = None) -> Provenance:
     """The provenance of a run started with ``argv`` (default: this process's command line)."""
     argv = list(sys.argv if argv is None else argv)
-    module = Path(argv[0]).with_suffix("")
-    program = f"-m bench.{module.name}" if module.parent.name == "bench" else shlex.quote(argv[0])
+    program = program_name(argv[0])
     command = " ".join(["python", program, shlex.join(argv[1:])]).rstrip()
     return Provenance(command=command, data=data, packages=package_versions(),
                       hardware=hardware(), threads=threads, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-
-
-def results_path(name: str, out: Path | None) -> Path:
-    """``out`` when given, else a new file ``bench/runs/<name>-<UTC time>-<pid>.json``."""
-    if out is not None:
-        return Path(out)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return RUNS / f"{name}-{stamp}-{os.getpid()}.json"
 
 
 def write_results(path: Path, provenance: Provenance, payload: dict[str, Any]) -> Path:
