@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,15 +50,24 @@ def pct(value: float) -> str:
     return f"{value:.0%}"
 
 
+ABSOLUTE_PATH = re.compile(r"(?<![\w:/<])/[^\s'\"]+")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with every absolute path shown as ``<its last part>``: a page names no machine's folders."""
+    return ABSOLUTE_PATH.sub(lambda m: f"<{Path(m.group(0)).name}>", text)
+
+
 def provenance_lines(name: str, record: dict[str, Any]) -> list[str]:
     """How ``bench/results/<name>.json`` was produced, as its provenance block records it."""
     prov = record.get("provenance", {})
     data = prov.get("data", {})
     hardware = prov.get("hardware", {})
     packages = ", ".join(f"{k} {v}" for k, v in prov.get("packages", {}).items() if v != "unknown")
-    lines = [f"- `bench/results/{name}.json`: `{prov.get('command', 'unknown')}`",
+    requested = data.get("requested")
+    lines = [f"- `bench/results/{name}.json`: `{without_paths(prov.get('command', 'unknown'))}`",
              f"    - data: {data.get('source', 'unknown')}"
-             + (f", {data['requested']}" if data.get("requested") not in (None, "unknown") else "")
+             + (f", {without_paths(requested)}" if requested not in (None, "unknown") else "")
              + f"; fingerprint {data.get('fingerprint', 'unknown')}",
              f"    - machine: CPU {hardware.get('cpu', 'unknown')}, {hardware.get('cores', 'unknown')} cores, "
              f"GPU {hardware.get('gpu') or 'none'}, threads: {prov.get('threads', 'unknown')}; "

@@ -35,6 +35,14 @@ def test_page_numbers_follow_their_file():
     assert "425 " not in text and "5,308" not in text  # figures no committed file backs
 
 
+def test_pages_name_no_folder_of_the_machine_that_ran_the_bench():
+    record = {"provenance": {"command": "python -m bench.pruning --model /home/u/runs/sst/model --data-dir /data/cs224n",
+                             "data": {"source": "csv", "requested": "/data/cs224n", "fingerprint": "ab12"}}}
+    text = "\n".join(pages.provenance_lines("pruning", record))
+    assert "--model <model> --data-dir <cs224n>" in text and "data: csv, <cs224n>; fingerprint ab12" in text
+    assert "/home/" not in text and "/data" not in text
+
+
 @pytest.mark.parametrize("path", sorted(pages.RESULTS.glob("*.json")), ids=lambda p: p.name)
 def test_every_committed_results_file_records_its_provenance(path):
     provenance = json.loads(path.read_text())["provenance"]
