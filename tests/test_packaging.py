@@ -16,15 +16,23 @@ RECIPE_SIDE = ("ticketbert.config", "ticketbert.data", "ticketbert.tasks", "tick
                "ticketbert.tracking", "ticketbert.sweep", "ticketbert.analysis")
 
 BLOCKER = '''
-import importlib.abc, sys
+import sys
 
-class Blocked(importlib.abc.MetaPathFinder):
+class Hidden:
+    # a finder as before, except that the blocked packages are not found: as if not installed
+    def __init__(self, finder):
+        self.finder = finder
+
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in {blocked!r}:
-            raise ImportError(f"No module named {{name!r}} (blocked by the test)")
-        return None
+            return None
+        find = getattr(self.finder, "find_spec", None)
+        return find(name, path, target) if find else None
 
-sys.meta_path.insert(0, Blocked())
+    def __getattr__(self, attribute):
+        return getattr(self.finder, attribute)
+
+sys.meta_path[:] = [Hidden(finder) for finder in sys.meta_path]
 '''
 
 

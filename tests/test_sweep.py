@@ -101,7 +101,8 @@ def test_tiny_sweep_end_to_end(tiny_encoder_dir, tmp_path, capsys):
     # the console: progress lines, not Ray's status blocks; where the results are and what to run next
     assert "== Status ==" not in out and "Trial status" not in out
     assert "[dense-0] 2/2 done, 0 running, 0 failed" in out and "[prune] 4/4 done, 0 running, 0 failed" in out
-    assert f"browse: mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'} --host 127.0.0.1 --workers 1" in out
+    assert f"browse: mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'} --host 127.0.0.1 --port 5000 --workers 1" in out
+    assert "runs table: http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning" in out
     assert "analyse: python -m analysis --experiment tiny" in out
     assert out.count("SYNTHETIC DATA") == 2 and len(out.splitlines()) < 40
     # disk: finished trials keep their final model, not their training checkpoints

@@ -28,6 +28,21 @@ _BAD_KEY_CHARACTERS = re.compile(r"[^\w\-. :/]")
 T = TypeVar("T")
 
 
+UI_MODE = "workflowType=machine_learning"  # MLflow 3 opens an experiment on its GenAI overview without it
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+
+def runs_table_address(base: str, experiment_id: str) -> str:
+    """The MLflow UI's runs table of an experiment, in model-training mode."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?{UI_MODE}"
+
+
+def run_address(base: str, experiment_id: str, run_id: str, artifact: str | None = None) -> str:
+    """A run's page in the MLflow UI (model-training mode), or one of its artifacts."""
+    page = f"artifacts/{artifact}" if artifact else ""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}/{page}".rstrip("/") + f"?{UI_MODE}"
+
+
 def default_tracking_uri(root: Path | None = None) -> str:
     """``$MLFLOW_TRACKING_URI``, else an absolute ``sqlite:///<root>/mlruns/mlflow.db`` (root = cwd)."""
     if os.environ.get("MLFLOW_TRACKING_URI"):

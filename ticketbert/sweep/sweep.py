@@ -87,16 +87,22 @@ def validate_arguments(args: argparse.Namespace) -> tuple[SweepConfig, DataLocat
     return config, location, None if args.address else plan_resources(config.resources)
 
 
-def print_locations(config: SweepConfig, uri: str, root: Path, parent_run_id: str) -> None:
-    """Where the sweep's results are, and the commands to look at them."""
-    print(f"\nMLflow: experiment '{config.name}' (parent run {parent_run_id}) at {uri}")
+def print_locations(name: str, uri: str, root: Path, experiment_id: str, parent_run_id: str) -> None:
+    """Where the sweep's results are, and the commands and MLflow UI addresses to look at them
+    (the runs table in model-training mode, the parent run's analysis report)."""
+    from ticketbert.tracking import UI_ADDRESS, run_address, runs_table_address
+
+    print(f"\nMLflow: experiment '{name}' (parent run {parent_run_id}) at {uri}")
     print(f"files: {root} (Tune state, dense models)")
-    if uri.startswith(("http://", "https://")):
-        print(f"browse: {uri}/#/experiments")
-    else:
-        print(f"browse: mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --workers 1")
-    print(f"analyse: python -m analysis --experiment {config.name}"
-          + (f"  (with MLFLOW_TRACKING_URI={uri})" if uri.startswith("http") else ""))
+    served = uri.startswith(("http://", "https://"))
+    if not served:
+        host, port = UI_ADDRESS.removeprefix("http://").split(":")
+        print(f"browse: mlflow ui --backend-store-uri {uri} --host {host} --port {port} --workers 1")
+    base = uri if served else UI_ADDRESS
+    print(f"runs table: {runs_table_address(base, experiment_id)}")
+    print(f"report: {run_address(base, experiment_id, parent_run_id, 'analysis/report.md')}")
+    print(f"analyse: python -m analysis --experiment {name}"
+          + (f"  (with MLFLOW_TRACKING_URI={uri})" if served else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the interrupted sweep with these settings")
     parser.add_argument("--address", default=None, help="an existing Ray cluster ('auto' or host:port)")
     parser.add_argument("--verbose", action="store_true", help="Ray's status tables and every trial's output")
-    parser.add_argument("overrides", nargs="*", help="dotted.key=value, e.g. data.dir=../shared/data")
+    parser.add_argument("overrides", nargs="*", help="dotted.key=value, e.g. data.dir=<CS224N folder>")
     args = parser.parse_args(argv)
     try:
         require("sweep", "python -m ticketbert.sweep")
@@ -148,7 +154,8 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
             print(f"error: {exc}", file=sys.stderr)
             return 2
         runner = SweepRunner(config, base, resources, instance, resume=args.resume, verbose=args.verbose)
-        parent = Tracker(uri, config.name).start(
+        tracker = Tracker(uri, config.name)
+        parent = tracker.start(
             instance.parent_key, run_name=f"[synthetic] {config.name}" if synthetic else config.name,
             tags={"mode": "sweep", "sweep": config.name, "sweep_instance": instance.instance,
                   "data_source": location.source, "synthetic_data": synthetic,
@@ -157,7 +164,7 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
         try:
             all_results, dense_results = run_stages(runner, config, points, instance, parent.run_id)
             print_summary(points, all_results, dense_results, describe_data(location), synthetic)
-            print_locations(config, uri, instance.root, parent.run_id)
+            print_locations(config.name, uri, instance.root, tracker.experiment_id, parent.run_id)
             # the sweep's results are complete and printed here; steps that build on them go below
             from ticketbert.analysis.report import publish  # matplotlib and MLflow reading: only once results exist
 
