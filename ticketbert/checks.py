@@ -160,20 +160,20 @@ def check_tracking(tracking: TrackingConfig, field: str = "tracking.uri") -> Non
                               f"fix the address") from None
 
 
-def ignored_options(prune: PruneConfig) -> list[str]:
-    """``prune.*`` options set to a non-default value that ``prune``'s method and mode never read."""
+def reads(prune: PruneConfig, option: str) -> bool:
+    """Whether a run pruning as ``prune`` says reads ``prune.<option>``."""
+    if option in POSTHOC_ONLY:
+        return False
+    mode_specific = any(option in options for options in MODE_OPTIONS.values())
+    if prune.method == "none":
+        return not (option in METHOD_OPTIONS or mode_specific)
+    return not mode_specific or option in MODE_OPTIONS[prune.mode]
+
+
+def changed_options(prune: PruneConfig) -> list[str]:
+    """``prune.*`` options set to a value other than their default."""
     defaults = PruneConfig()
-    changed = [name for name in PruneConfig.model_fields if getattr(prune, name) != getattr(defaults, name)]
-    mode_specific = {option for options in MODE_OPTIONS.values() for option in options}
-    ignored = []
-    for option in changed:
-        if option in POSTHOC_ONLY:
-            ignored.append(option)
-        elif prune.method == "none" and (option in METHOD_OPTIONS or option in mode_specific):
-            ignored.append(option)
-        elif option in mode_specific and option not in MODE_OPTIONS[prune.mode]:
-            ignored.append(option)
-    return ignored
+    return [name for name in PruneConfig.model_fields if getattr(prune, name) != getattr(defaults, name)]
 
 
 def where_used(option: str) -> str:
@@ -183,27 +183,33 @@ def where_used(option: str) -> str:
     for mode, options in MODE_OPTIONS.items():
         if option in options:
             return f"read by prune.mode {mode} with a pruning method"
-    return "read by a pruning method (prune.method is none)"
+    return "read by a pruning method, not by method none"
 
 
 def check_prune_options(prune: PruneConfig, field: str = "prune") -> None:
     """ConfigError naming the first option this run sets and never reads."""
-    for option in ignored_options(prune):
-        value = getattr(prune, option)
-        raise ConfigError(f"{field}.{option}: {value!r} does nothing in this run (method {prune.method}, mode "
-                          f"{prune.mode}): {where_used(option)}; remove it")
+    for option in changed_options(prune):
+        if not reads(prune, option):
+            raise ConfigError(f"{field}.{option}: {getattr(prune, option)!r} does nothing in this run (method "
+                              f"{prune.method}, mode {prune.mode}): {where_used(option)}; remove it")
 
 
-def check_run(config: RunConfig, *, local_device: bool = True) -> EncoderInfo:
-    """Every load-time check of a training run; the encoder found. ``local_device=False`` skips
-    the device check (the run happens on another machine, e.g. a Ray cluster's node)."""
-    check_prune_options(config.prune)
+def check_environment(config: RunConfig, *, local_device: bool = True) -> EncoderInfo:
+    """The device, encoder, data location and MLflow store of ``config``; the encoder found.
+    ``local_device=False`` skips the device (the run happens elsewhere, e.g. on a Ray cluster)."""
     if local_device:
         check_device(config.train.device)
     encoder = check_encoder(config.model.encoder)
     resolve_source(config.data)  # DataError when the data folder is missing
+    check_tracking(config.tracking)
+    return encoder
+
+
+def check_run(config: RunConfig) -> EncoderInfo:
+    """Every load-time check of a training run; the encoder found."""
+    check_prune_options(config.prune)
+    encoder = check_environment(config)
     check_writable(config.output_dir, "output_dir")
     if config.prune.dense_dir is not None:
         check_writable(config.prune.dense_dir, "prune.dense_dir")
-    check_tracking(config.tracking)
     return encoder

@@ -10,7 +10,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ticketbert.config import (ConfigError, Criterion, PruneConfig, PruneMethod, RunConfig, SparsityLevel, TaskName,
-                               _Strict, merge, parse_overrides, read_yaml, validate)
+                               _Strict, merge, parse_overrides, read_yaml, unique, validate)
 
 
 class GridConfig(_Strict):
@@ -21,6 +21,8 @@ class GridConfig(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     mode: Literal["posthoc", "early_bird", "imp"] = "posthoc"
     criteria: dict[str, Criterion] = Field(default_factory=dict)  # method -> criterion
+
+    _unique_values = field_validator("tasks", "methods", "sparsities", "seeds")(unique)
 
     @field_validator("criteria")
     @classmethod

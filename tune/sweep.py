@@ -1,4 +1,4 @@
-"""``python -m tune.sweep [--config PATH] [dotted.key=value ...] [--resume] [--address ADDR] [--verbose]``
+"""``python -m tune.sweep [--config PATH] [dotted.key=value ...] [--resume] [--address ADDR] [--verbose] [--check]``
 
 Fans task x method x sparsity x seed trials out with Ray Tune. Post-hoc sweeps run in two
 stages: one dense fine-tune per (task, seed) first, then every pruning trial of that group
@@ -15,8 +15,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ticketbert.cli import INTERRUPTED, fail, print_resolved, terminate_as_interrupt
 from ticketbert.config import ConfigError
 from ticketbert.data import DataError, DataLocation, resolve_source
+from tune.checks import check_sweep, resolved_grid
 from tune.config import SweepConfig, load_sweep_config
 from tune.resources import TrialResources, plan_resources
 
@@ -78,9 +80,13 @@ def check_data(config: SweepConfig) -> None:
 
 def validate_arguments(args: argparse.Namespace) -> tuple[SweepConfig, DataLocation, TrialResources | None]:
     """Everything that can be checked without heavy imports (torch, transformers, Ray, MLflow):
-    the config, the data location and (locally) the resources. Raises ConfigError/DataError/ValueError."""
+    the config, what every trial needs (``tune.checks``), the data location and (locally) the
+    resources; notes on options some methods ignore are printed once.
+    Raises ConfigError/DataError/ValueError."""
     path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else PACKAGED_CONFIG)
     config = load_sweep_config(path, args.overrides)
+    for note in check_sweep(config, local_device=args.address is None):
+        print(note)
     location = resolve_source(config.base.data)
     return config, location, None if args.address else plan_resources(config.resources)
 
@@ -103,13 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the interrupted sweep with these settings")
     parser.add_argument("--address", default=None, help="an existing Ray cluster ('auto' or host:port)")
     parser.add_argument("--verbose", action="store_true", help="Ray's status tables and every trial's output")
+    parser.add_argument("--check", action="store_true", help="check the sweep, print its grid; run nothing")
     parser.add_argument("overrides", nargs="*", help="dotted.key=value, e.g. data.dir=../shared/data")
     args = parser.parse_args(argv)
+    terminate_as_interrupt()
     try:
         config, location, resources = validate_arguments(args)
     except (ConfigError, DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
+    if args.check:
+        print_resolved(f"sweep {config.name}", resolved_grid(config))
+        return 0
     return run_sweep(config, location, resources, args)
 
 
@@ -129,8 +139,7 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
         points, skipped = structured_limits(config)
         instance = open_instance(config, base, args.resume)
     except (ConfigError, DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     synthetic = location.source == "synthetic"
     uri = base["tracking"]["uri"]
     print(f"sweep {config.name}: {len(points)} grid points on {describe_data(location)}")
@@ -142,8 +151,7 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
         try:
             resources = resources or plan_resources(config.resources, cluster_hardware())
         except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return fail(exc)
         runner = SweepRunner(config, base, resources, instance, resume=args.resume, verbose=args.verbose)
         parent = Tracker(uri, config.name).start(
             instance.parent_key, run_name=f"[synthetic] {config.name}" if synthetic else config.name,
@@ -163,7 +171,7 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
         except KeyboardInterrupt:
             parent.close("KILLED")
             print("interrupted: rerun the same command with --resume to continue", file=sys.stderr)
-            return 130
+            return INTERRUPTED
         except Exception:
             parent.close("FAILED")
             raise
