@@ -200,7 +200,9 @@ def check_environment(config: RunConfig, *, local_device: bool = True) -> Encode
     if local_device:
         check_device(config.train.device)
     encoder = check_encoder(config.model.encoder)
-    resolve_source(config.data)  # DataError when the data folder is missing
+    if config.data.dir is not None and config.data.source in ("auto", "csv") and not config.data.dir.is_dir():
+        raise ConfigError(f"data.dir: {str(config.data.dir)!r} is not a folder; give the folder of the task files")
+    resolve_source(config.data)  # the source auto resolves to: DataError if it is missing
     check_tracking(config.tracking)
     return encoder
 
