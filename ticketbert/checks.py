@@ -22,6 +22,7 @@ from typing import Any
 
 from ticketbert.config import ConfigError, PruneConfig, RunConfig, TrackingConfig, resolve_encoder
 from ticketbert.data import resolve_source
+from ticketbert.layout import META_FILE
 
 # options read by one prune.mode only (with a pruning method); set in any other mode they do nothing
 MODE_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -86,6 +87,19 @@ def check_encoder(name: str, field: str = "model.encoder") -> EncoderInfo:
     if not isinstance(config, dict) or "model_type" not in config:
         raise ConfigError(f"{field}: {config_file} has no model_type; expected a Hugging Face model config")
     return EncoderInfo(name, config_file.parent, config)
+
+
+def check_saved_model(path: Path, field: str) -> EncoderInfo:
+    """A model folder ``load_pruned`` reads (a ticketbert model or a Hugging Face model); its encoder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"{field}: {str(path)!r} is not a folder; give a model saved by training (its model/)")
+    if (path / META_FILE).is_file():
+        return check_encoder(str(path / "encoder"), field)
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"{field}: {str(path)!r} holds neither {META_FILE} (a ticketbert model) nor config.json "
+                          f"(a Hugging Face model); give a model saved by training (its model/)")
+    return check_encoder(str(path), field)
 
 
 def cuda_device_count() -> int:

@@ -16,7 +16,7 @@ from typing import get_args
 
 from pydantic import ValidationError
 
-from ticketbert.checks import check_environment, check_encoder
+from ticketbert.checks import check_environment, check_saved_model
 from ticketbert.cli import INTERRUPTED, fail, print_resolved, terminate_as_interrupt
 from ticketbert.config import (ConfigError, Criterion, PruneConfig, PruneMethod, RunConfig, format_validation_error,
                                load_config)
@@ -89,9 +89,7 @@ def check_arguments(args: argparse.Namespace) -> PosthocPlan:
         raise ConfigError(f"--methods: {' '.join(args.methods)} repeats a method; give each once")
     criteria = parse_criteria(args.criterion, args.methods)
     levels = parse_levels(args.levels, config.prune.levels or DEFAULT_LEVELS)
-    if not args.model.is_dir():
-        raise ConfigError(f"--model: {str(args.model)!r} is not a folder; give a model saved by training (its model/)")
-    check_encoder(str(args.model), "--model")
+    check_saved_model(args.model, "--model")
     options = {}
     for method in args.methods:
         try:
