@@ -124,13 +124,28 @@ def test_tiny_sweep_end_to_end(tiny_encoder_dir, tmp_path, capsys):
     assert all("speedup" in r.data.metrics and "achieved_sparsity" in r.data.metrics for r in pruned)
 
 
+def kill_leftovers(session: int) -> None:
+    """SIGKILL what is left of the process session ``session`` (Ray processes of a killed driver)."""
+    listing = subprocess.run(["ps", "-eo", "pid=,sid="], capture_output=True, text=True).stdout.split()
+    for pid, sid in zip(listing[::2], listing[1::2]):
+        if int(sid) == session and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 @pytest.mark.ray
-def test_resume_after_interruption_runs_only_the_rest(tiny_encoder_dir, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_resume_after_interruption_runs_only_the_rest(stop, tiny_encoder_dir, tmp_path):
+    """Ctrl-C, SIGTERM (preemption) or SIGKILL of the driver mid-stage, then --resume: every trial
+    once, none lost; after SIGINT and SIGTERM, trials finished before were not run again."""
     levels = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
     args = sweep_args(tmp_path, tiny_encoder_dir, "resumable", [  # each trial recovers for an epoch: seconds long
         "grid.methods=[magnitude]", f"grid.sparsities={levels}", "resources.max_concurrent_trials=1",
         "prune.recovery_epochs=1", "data.synthetic_examples=400"])
-    env = {**os.environ, "RAY_AIR_NEW_OUTPUT": "0", "TQDM_DISABLE": "1"}
+    # this checkout's code (not an installed copy), in the driver and in Ray's workers
+    env = {**os.environ, "RAY_AIR_NEW_OUTPUT": "0", "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT)}
     log = open(tmp_path / "first.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "tune.sweep", *args], cwd=tmp_path, env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -143,8 +158,18 @@ def test_resume_after_interruption_runs_only_the_rest(tiny_encoder_dir, tmp_path
                 break
         assert process.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
         time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGINT)
+    if stop == signal.SIGTERM:  # to the driver (`kill PID`, a scheduler); Ray's own processes stop with it
+        process.send_signal(stop)
+    else:  # Ctrl-C reaches the whole group (Ray's processes ignore it); SIGKILL: everything dies at once
+        os.killpg(process.pid, stop)
     process.wait(timeout=120)
+    if stop != signal.SIGKILL:  # said as an interruption, the parent run KILLED, no summary of "failed" trials
+        first = (tmp_path / "first.log").read_text()
+        assert process.returncode == 130 and "rerun the same command with --resume" in first, first[-3000:]
+        assert "failed trials" not in first
+    if stop == signal.SIGKILL:
+        time.sleep(2)  # Ray's processes share the driver's fate; whatever outlived it goes now
+        kill_leftovers(process.pid)
     before = {r.data.tags["ticketbert.run_key"]: r.info.end_time for r in child_runs(tmp_path, "resumable")
               if r.info.status == "FINISHED"}
     assert 1 <= sum(k.count("magnitude") for k in before) < len(levels)
@@ -155,8 +180,8 @@ def test_resume_after_interruption_runs_only_the_rest(tiny_encoder_dir, tmp_path
     keys = [r.data.tags["ticketbert.run_key"] for r in runs]
     assert len(keys) == len(set(keys)) == 1 + len(levels)  # the dense fine-tune + every pruning trial, once
     assert all(r.info.status == "FINISHED" for r in runs)
-    for run in runs:  # trials finished before the interruption were not run again
-        if run.data.tags["ticketbert.run_key"] in before:
+    for run in runs:  # trials finished before a handled interruption were not run again
+        if stop != signal.SIGKILL and run.data.tags["ticketbert.run_key"] in before:
             assert run.info.end_time == before[run.data.tags["ticketbert.run_key"]]
 
 

@@ -147,6 +147,7 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
     for message in skipped:
         print(message)
     started = connect(args.address, args.verbose)
+    terminate_as_interrupt()  # again: Ray's core worker installs its own SIGTERM handler (a hard exit)
     try:
         try:
             resources = resources or plan_resources(config.resources, cluster_hardware())
