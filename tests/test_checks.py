@@ -53,6 +53,10 @@ BAD_INPUTS = [
                           "prune.recovery_epochs=1"], "prune.recovery_epochs"),
     ("ticketbert.train", ["prune.method=magnitude", "prune.sparsity=0.5", "prune.imp_rounds=5"], "prune.imp_rounds"),
     ("ticketbert.train", ["prune.method=heads", "prune.mode=imp"], "prune"),
+    ("ticketbert.train", ["prune.method=heads", "prune.sparsity=0.6"], "prune.sparsity"),  # heads hold 1/3
+    ("ticketbert.train", ["prune.method=layers", "prune.sparsity=0.9"], "prune.sparsity"),  # one of 6 stays
+    ("ticketbert.train", ["prune.method=layers", "prune.scope=layer", "prune.sparsity=0.3"], "prune"),
+    ("ticketbert.train", ["prune.method=magnitude", "prune.sparsity=0.5", "prune.repair=lstsq"], "prune"),
     ("ticketbert.train", ["output_dir={file}/runs"], "output_dir"),
     ("ticketbert.train", [f"tracking.uri={NO_SERVER}"], "tracking.uri"),
     ("ticketbert.train", ["tracking.uri=sqlit:///x.db"], "tracking.uri"),
@@ -135,7 +139,8 @@ def test_bad_input_is_one_line_before_any_heavy_import(module, arguments, field,
     ("ticketbert.train", ["--check", "train.lr=3e-5"], "lr: 3.0e-05"),
     ("ticketbert.posthoc", ["--check", "--model", "{encoder}", "--methods", "magnitude", "heads", "--levels", "0.2,0.4"],
      "levels: [0.2, 0.4]"),
-    ("tune.sweep", ["--check", "grid.methods=[magnitude,heads]", "grid.sparsities=[0.2]"], "method: heads"),
+    ("tune.sweep", ["--check", "grid.methods=[magnitude,heads]", "grid.sparsities=[0.2]", "prune.repair=lstsq"],
+     "method: heads"),
 ])
 def test_check_prints_the_resolved_run_and_runs_nothing(module, arguments, expected, places, tmp_path):
     from ticketbert.config import resolve_encoder, DEFAULT_ENCODER
@@ -147,6 +152,8 @@ def test_check_prints_the_resolved_run_and_runs_nothing(module, arguments, expec
     assert "checked; nothing run" in process.stdout and expected in process.stdout
     assert imported == [] and seconds < 5
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlruns").exists()
+    if module == "tune.sweep":  # repair: heads takes it, magnitude does not; said once
+        assert process.stdout.count("note: base.prune.repair applies to heads; magnitude ignore it") == 1
 
 
 def test_the_search_metric_table_matches_what_the_tasks_report():
@@ -168,6 +175,33 @@ def test_search_bounds_come_from_the_fields_own_metadata():
     assert field_bounds(run_field("model.dropout")) == [(">=", 0.0), ("<", 1.0)]
     assert is_integer_field(run_field("train.epochs")) and not is_integer_field(run_field("train.lr"))
     assert is_integer_field(run_field("prune.early_bird_max_steps"))
+
+
+def test_reachable_sparsity_follows_the_method_descriptions():
+    from ticketbert.checks import EncoderShape, encoder_shape, reachable_sparsity
+    from ticketbert.pruning.methods.description import describe
+
+    bert = encoder_shape({"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 6, "intermediate_size": 1536})
+    assert bert == EncoderShape(6, 4 * 384 * 384, 2 * 384 * 1536)
+    limits = {m: reachable_sparsity(describe(m), bert) for m in ("magnitude", "heads", "ffn", "layers", "heads+ffn")}
+    assert limits == pytest.approx({"magnitude": 1.0, "heads": 1 / 3, "ffn": 2 / 3, "layers": 5 / 6, "heads+ffn": 1.0})
+    distil = encoder_shape({"model_type": "distilbert", "dim": 768, "n_layers": 6, "hidden_dim": 3072})
+    assert reachable_sparsity(describe("heads"), distil) == pytest.approx(1 / 3)
+    modern = encoder_shape({"model_type": "modernbert", "hidden_size": 768, "num_hidden_layers": 22,
+                            "intermediate_size": 1152})
+    assert reachable_sparsity(describe("heads"), modern) == pytest.approx(4 * 768 / (4 * 768 + 3 * 1152))
+    assert encoder_shape({"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2, "intermediate_size": 64,
+                          "ticketbert_structure": {}}) is None  # pruned per layer: not a uniform shape
+
+
+def test_reachable_sparsity_matches_the_methods_own_limit(tiny_model):
+    from ticketbert.checks import encoder_shape, reachable_sparsity
+    from ticketbert.pruning import method_limit
+    from ticketbert.pruning.methods.description import describe
+
+    shape = encoder_shape(tiny_model.encoder.config.to_dict())
+    for method in ("heads", "ffn", "layers"):
+        assert reachable_sparsity(describe(method), shape) == pytest.approx(method_limit(tiny_model, method))
 
 
 def test_an_option_some_methods_ignore_is_fine_and_one_none_reads_is_not():

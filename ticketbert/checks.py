@@ -22,7 +22,8 @@ from typing import Any
 
 from ticketbert.config import ConfigError, PruneConfig, RunConfig, TrackingConfig, resolve_encoder
 from ticketbert.data import resolve_source
-from ticketbert.layout import META_FILE
+from ticketbert.layout import META_FILE, STRUCTURE_KEY
+from ticketbert.pruning.methods.description import CONFIG_OPTIONS, MethodDescription, describe, descriptions, either, is_dense
 
 # options read by one prune.mode only (with a pruning method); set in any other mode they do nothing
 MODE_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -31,8 +32,9 @@ MODE_OPTIONS: dict[str, tuple[str, ...]] = {
                    "early_bird_draws", "early_bird_search_lr"),
     "imp": ("imp_rounds",),
 }
-# options that shape how a pruning method prunes: nothing to do under method none
-METHOD_OPTIONS = ("sparsity", "criterion", "scope", "calibration_examples", "repair", "budget", "round_to")
+# options that shape how any pruning method prunes: nothing to do under method none (the options
+# only some methods take, prune.repair, budget, ..., are read where the method's description says)
+METHOD_OPTIONS = ("sparsity", "criterion", "scope", "calibration_examples")
 # options no training run reads (``python -m ticketbert.posthoc`` reads them)
 POSTHOC_ONLY = ("levels",)
 MLFLOW_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
@@ -179,8 +181,10 @@ def reads(prune: PruneConfig, option: str) -> bool:
     if option in POSTHOC_ONLY:
         return False
     mode_specific = any(option in options for options in MODE_OPTIONS.values())
-    if prune.method == "none":
-        return not (option in METHOD_OPTIONS or mode_specific)
+    if is_dense(prune.method):
+        return not (option in METHOD_OPTIONS or option in CONFIG_OPTIONS or mode_specific)
+    if option in CONFIG_OPTIONS:
+        return describe(prune.method).takes(option)
     return not mode_specific or option in MODE_OPTIONS[prune.mode]
 
 
@@ -197,6 +201,8 @@ def where_used(option: str) -> str:
     for mode, options in MODE_OPTIONS.items():
         if option in options:
             return f"read by prune.mode {mode} with a pruning method"
+    if option in CONFIG_OPTIONS:
+        return f"read by method {either([d.name for d in descriptions() if d.takes(option)])}"
     return "read by a pruning method, not by method none"
 
 
@@ -221,10 +227,65 @@ def check_environment(config: RunConfig, *, local_device: bool = True) -> Encode
     return encoder
 
 
+@dataclass(frozen=True)
+class EncoderShape:
+    """Prunable weights of an encoder, from its config.json: per layer, its attention heads' (Q, K,
+    V, output) and its FFN neurons' (in, out) matrices."""
+
+    layers: int
+    attention: int
+    ffn: int
+
+    def unit_weights(self, unit: str) -> int:
+        """Prunable weights all units of kind ``unit`` hold together."""
+        return self.layers * {"heads": self.attention, "ffn": self.ffn, "layers": self.attention + self.ffn}[unit]
+
+    @property
+    def total(self) -> int:
+        return self.unit_weights("layers")
+
+
+def encoder_shape(config: dict[str, Any]) -> EncoderShape | None:
+    """The shape a uniform BERT-family config.json declares (BERT, RoBERTa, DeBERTa-v2, DistilBERT,
+    ModernBERT key names); None when it does not (another layout, or a pruned per-layer structure)."""
+    def first(*keys: str) -> int | None:
+        return next((config[k] for k in keys if isinstance(config.get(k), int)), None)
+
+    hidden, layers = first("hidden_size", "dim"), first("num_hidden_layers", "n_layers")
+    intermediate = first("intermediate_size", "hidden_dim")
+    if STRUCTURE_KEY in config or None in (hidden, layers, intermediate):
+        return None
+    ffn_matrices = 3 if config.get("model_type") == "modernbert" else 2  # gated FFN: its input matrix is 2x wide
+    return EncoderShape(layers, 4 * hidden * hidden, ffn_matrices * hidden * intermediate)
+
+
+def reachable_sparsity(description: MethodDescription, shape: EncoderShape) -> float:
+    """The largest sparsity ``description``'s limit rule allows on an encoder of ``shape``."""
+    if description.limit == "units":
+        return sum(shape.unit_weights(unit) for unit in description.units) / shape.total
+    if description.limit == "all_but_one_unit" and description.units == ("layers",):
+        return 1.0 - 1.0 / shape.layers
+    return 1.0
+
+
+def check_sparsity(prune: PruneConfig, encoder: EncoderInfo, field: str = "prune.sparsity") -> None:
+    """``prune.sparsity`` within what the method can remove from this encoder (read from config.json)."""
+    shape = encoder_shape(encoder.config)
+    if is_dense(prune.method) or shape is None:
+        return
+    described = describe(prune.method)
+    limit = reachable_sparsity(described, shape)
+    if prune.sparsity > limit + 1e-9:
+        why = "one layer stays" if described.limit == "all_but_one_unit" else "what its units hold"
+        raise ConfigError(f"{field}: {prune.sparsity:g} is more than method {prune.method} can remove from "
+                          f"{encoder.name}: at most {limit:.1%} of the prunable weights ({why})")
+
+
 def check_run(config: RunConfig) -> EncoderInfo:
     """Every load-time check of a training run; the encoder found."""
     check_prune_options(config.prune)
     encoder = check_environment(config)
+    check_sparsity(config.prune, encoder)
     check_writable(config.output_dir, "output_dir")
     if config.prune.dense_dir is not None:
         check_writable(config.prune.dense_dir, "prune.dense_dir")

@@ -12,29 +12,16 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import get_args
 
 from pydantic import ValidationError
 
 from ticketbert.checks import check_environment, check_saved_model
 from ticketbert.cli import INTERRUPTED, fail, print_resolved, terminate_as_interrupt
-from ticketbert.config import (ConfigError, Criterion, PruneConfig, PruneMethod, RunConfig, format_validation_error,
-                               load_config)
+from ticketbert.config import ConfigError, PruneConfig, RunConfig, format_validation_error, load_config
 from ticketbert.data import DataError
+from ticketbert.pruning.methods.description import describe, method_names
 
 DEFAULT_LEVELS = [round(0.1 * i, 1) for i in range(10)]
-METHODS = tuple(m for m in get_args(PruneMethod) if m != "none")
-
-
-def options_for(prune: PruneConfig, method: str, criterion: str | None = None) -> PruneConfig:
-    """``prune``'s repair, budget and round_to where ``method`` takes them (prune.* overrides
-    apply to every method of the sweep that can use them), with ``criterion``."""
-    update = {"method": method, "criterion": criterion, "levels": []}
-    if method not in ("heads", "ffn", "heads+ffn"):
-        update["repair"] = None
-    if method != "heads+ffn":
-        update.update(budget=None, round_to=None)
-    return PruneConfig.model_validate({**prune.model_dump(), **update})
 
 
 @dataclass(frozen=True)
@@ -67,24 +54,25 @@ def parse_levels(raw: str | None, default: list[float]) -> list[float]:
 
 
 def parse_criteria(items: list[str], methods: list[str]) -> dict[str, str]:
-    """``--criterion heads=taylor``: a known criterion for a method of the sweep."""
+    """``--criterion heads=taylor``: a criterion the method ranks by, for a method of the sweep."""
     criteria = {}
     for item in items:
         method, sep, criterion = item.partition("=")
         if not sep or method not in methods:
             raise ConfigError(f"--criterion: {item!r}: expected METHOD=CRITERION with METHOD one of {', '.join(methods)}")
-        if criterion not in get_args(Criterion):
-            raise ConfigError(f"--criterion: {item!r}: unknown criterion; choose from {', '.join(get_args(Criterion))}")
-        criteria[method] = criterion
+        try:
+            criteria[method] = describe(method).check_criterion(criterion)
+        except ValueError as exc:
+            raise ConfigError(f"--criterion: {item!r}: {exc}") from None
     return criteria
 
 
 def check_arguments(args: argparse.Namespace) -> PosthocPlan:
     """Everything checkable before heavy imports; ConfigError/DataError naming the argument."""
     config = load_config(args.config, args.overrides)
-    unknown = [m for m in args.methods if m not in METHODS]
+    unknown = [m for m in args.methods if m not in method_names()]
     if unknown:
-        raise ConfigError(f"--methods: unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+        raise ConfigError(f"--methods: unknown method {unknown[0]!r}; choose from {', '.join(method_names())}")
     if len(set(args.methods)) != len(args.methods):
         raise ConfigError(f"--methods: {' '.join(args.methods)} repeats a method; give each once")
     criteria = parse_criteria(args.criterion, args.methods)
@@ -93,7 +81,7 @@ def check_arguments(args: argparse.Namespace) -> PosthocPlan:
     options = {}
     for method in args.methods:
         try:
-            options[method] = options_for(config.prune, method, criteria.get(method))
+            options[method] = config.prune.for_method(method, criterion=criteria.get(method), levels=[])
         except ValidationError as exc:
             raise ConfigError(format_validation_error(exc, f"--methods {method}")) from None
     check_environment(config)
@@ -106,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="the run config the model was trained with (data, train)")
     parser.add_argument("--model", type=Path, required=True, help="a fine-tuned model directory (save_pruned)")
     parser.add_argument("--methods", nargs="+", default=["magnitude", "heads", "ffn", "layers"],
-                        help=f"any of {', '.join(METHODS)}")
+                        help="registered pruning methods (default: magnitude heads ffn layers)")
     parser.add_argument("--criterion", action="append", default=[], metavar="METHOD=CRITERION",
                         help="criterion per method, e.g. heads=loss_increment (default: the method's usual)")
     parser.add_argument("--levels", default=None,
