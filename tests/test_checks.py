@@ -98,7 +98,8 @@ BAD_INPUTS = [
 ]
 
 
-def run_command(module: str, arguments: list[str], cwd: Path, timeout: float = 30) -> tuple[subprocess.CompletedProcess, list[str], float]:
+def run_command(module: str, arguments: list[str], cwd: Path,
+                timeout: float = 30) -> tuple[subprocess.CompletedProcess, list[str], float]:
     """Run ``python -m module arguments`` in ``cwd``: the process, the heavy modules it imported, seconds."""
     imported = cwd / "imported.txt"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CHECKS_IMPORTED": str(imported), "PYTHONPATH": str(ROOT)}
@@ -137,7 +138,8 @@ def test_bad_input_is_one_line_before_any_heavy_import(module, arguments, field,
 
 @pytest.mark.parametrize("module, arguments, expected", [
     ("ticketbert.train", ["--check", "train.lr=3e-5"], "lr: 3.0e-05"),
-    ("ticketbert.posthoc", ["--check", "--model", "{encoder}", "--methods", "magnitude", "heads", "--levels", "0.2,0.4"],
+    ("ticketbert.posthoc", ["--check", "--model", "{encoder}", "--methods", "magnitude", "heads",
+                            "--levels", "0.2,0.4"],
      "levels: [0.2, 0.4]"),
     ("tune.sweep", ["--check", "grid.methods=[magnitude,heads]", "grid.sparsities=[0.2]", "prune.repair=lstsq"],
      "method: heads"),

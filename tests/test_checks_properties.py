@@ -49,7 +49,8 @@ DIM_FIELDS = list(SearchDim.model_fields.items())
 
 def _outside(operator: str, bound: float, integer: bool) -> st.SearchStrategy:
     step = 1 if integer else 1e-6
-    low, high = {">": (None, bound), ">=": (None, bound - step), "<": (bound, None), "<=": (bound + step, None)}[operator]
+    low, high = {">": (None, bound), ">=": (None, bound - step), "<": (bound, None),
+                 "<=": (bound + step, None)}[operator]
     if integer:
         return st.integers(min_value=None if low is None else math.ceil(low),
                            max_value=None if high is None else math.floor(high))
@@ -133,7 +134,8 @@ def test_every_sweep_field_refuses_invalid_values(path, info, data):
 @given(data=st.data())
 def test_every_search_dimension_field_refuses_invalid_values(name, info, data):
     dim = {"low": 1.0e-5, "high": 1.0e-3, "log": True, name: data.draw(invalid_values(info), label=name)}
-    override = "search.space={\"train.lr\": {" + ", ".join(f"{json.dumps(k)}: {as_yaml(v)}" for k, v in dim.items()) + "}}"
+    fields = ", ".join(f"{json.dumps(k)}: {as_yaml(v)}" for k, v in dim.items())
+    override = "search.space={\"train.lr\": {" + fields + "}}"
     assert_refused(sweep_main, [override], f"search.space.train.lr.{name}")
 
 

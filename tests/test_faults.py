@@ -160,7 +160,8 @@ def test_sigterm_checkpoints_marks_the_run_and_resumes(tiny_encoder_dir, tmp_pat
     arguments = tiny_overrides(tiny_encoder_dir, tmp_path, "train.epochs=12")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "ticketbert.train", *arguments]
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
     deadline = time.time() + 120
     while not list((tmp_path / "runs").glob("*/checkpoint/trainer_state.pt")):
         assert process.poll() is None and time.time() < deadline, process.communicate()

@@ -227,3 +227,46 @@ def test_mlflow_ui_serves_the_sweeps_runs(tiny_encoder_dir, tmp_path):
 def test_shipped_sweep_configs_validate(name):
     config = load_sweep_config(ROOT / "configs" / name)
     assert config.trials()
+
+
+# imported through the run config's `plugins` in every process of the sweep: the first trial
+# process to import it holds GIGABYTES of touched memory until Ray's memory monitor kills it
+MEMORY_HOG = '''
+import os, pathlib, time
+import numpy as np
+import ray
+
+marker = pathlib.Path(os.environ["HOG_MARKER"])
+if ray._private.worker.global_worker.mode == ray.WORKER_MODE and not marker.exists():
+    marker.write_text(str(os.getpid()))
+    block = np.ones(int(os.environ["HOG_BYTES"]), dtype=np.uint8)
+    time.sleep(60)  # the monitor (every 250 ms) kills this worker long before
+'''
+
+
+def memory_used_fraction() -> tuple[float, int]:
+    info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    total = int(info["MemTotal"].split()[0]) * 1024
+    return 1 - int(info["MemAvailable"].split()[0]) * 1024 / total, total
+
+
+@pytest.mark.ray
+def test_a_trial_past_rays_memory_monitor_is_retried_and_the_sweep_finishes(tiny_encoder_dir, tmp_path):
+    used, total = memory_used_fraction()
+    margin, hog = 2.5 * 2**30, 5 * 2**30  # Ray and a trial stay under the margin; the hog goes past it
+    if (1 - used) * total < hog + margin + 2**30:
+        pytest.skip("not enough free memory to push one trial past the monitor safely")
+    (tmp_path / "memory_hog.py").write_text(MEMORY_HOG)
+    args = sweep_args(tmp_path, tiny_encoder_dir, "hog", ["grid.methods=[magnitude]", "grid.sparsities=[0.5]",
+                                                          "plugins=[memory_hog]", "max_failures=3"])
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{tmp_path}", "RAY_AIR_NEW_OUTPUT": "0", "TQDM_DISABLE": "1",
+           "HOG_MARKER": str(tmp_path / "hogged"), "HOG_BYTES": str(int(hog)),
+           "RAY_memory_usage_threshold": f"{used + margin / total:.3f}", "RAY_memory_monitor_refresh_ms": "250"}
+    done = subprocess.run([sys.executable, "-m", "tune.sweep", *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert (tmp_path / "hogged").exists()
+    assert "Ray killed a trial's worker for lack of memory; restoring the experiment" in done.stdout
+    runs = child_runs(tmp_path, "hog")
+    keys = [r.data.tags["ticketbert.run_key"] for r in runs]
+    assert len(keys) == len(set(keys)) == 2 and all(r.info.status == "FINISHED" for r in runs)  # dense + pruned

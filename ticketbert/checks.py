@@ -23,7 +23,8 @@ from typing import Any
 from ticketbert.config import ConfigError, PruneConfig, RunConfig, TrackingConfig, resolve_encoder
 from ticketbert.data import resolve_source
 from ticketbert.layout import META_FILE, STRUCTURE_KEY
-from ticketbert.pruning.methods.description import CONFIG_OPTIONS, MethodDescription, describe, descriptions, either, is_dense
+from ticketbert.pruning.methods.description import (CONFIG_OPTIONS, MethodDescription, describe, descriptions, either,
+                                                    is_dense)
 
 # options read by one prune.mode only (with a pruning method); set in any other mode they do nothing
 MODE_OPTIONS: dict[str, tuple[str, ...]] = {

@@ -59,7 +59,8 @@ def parse_criteria(items: list[str], methods: list[str]) -> dict[str, str]:
     for item in items:
         method, sep, criterion = item.partition("=")
         if not sep or method not in methods:
-            raise ConfigError(f"--criterion: {item!r}: expected METHOD=CRITERION with METHOD one of {', '.join(methods)}")
+            raise ConfigError(f"--criterion: {item!r}: expected METHOD=CRITERION with METHOD one of "
+                              f"{', '.join(methods)}")
         try:
             criteria[method] = describe(method).check_criterion(criterion)
         except ValueError as exc:
