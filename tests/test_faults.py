@@ -62,6 +62,12 @@ def test_cuda_random_states_round_trip(tmp_path):
     assert torch.rand(5, device="cuda").tolist() == expected
 
 
+def test_a_save_interrupted_between_its_two_renames_keeps_the_previous_checkpoint(tmp_path):
+    save_checkpoint(tmp_path / "c", torch.nn.Linear(2, 2), {"epoch": 1})
+    (tmp_path / "c").rename(tmp_path / "c.old")  # where an interrupt can leave a save: old moved aside
+    assert has_checkpoint(tmp_path / "c") and checkpoint_state(tmp_path / "c")["epoch"] == 1
+
+
 def test_a_checkpoint_with_only_the_cpu_state_still_resumes(tmp_path):
     torch.manual_seed(3)
     state = torch.get_rng_state()
@@ -172,7 +178,8 @@ def test_sigterm_checkpoints_marks_the_run_and_resumes(tiny_encoder_dir, tmp_pat
     assert "interrupted: the last finished epoch is checkpointed" in stderr and "Traceback" not in stderr
     (run,) = runs_of(tmp_path)
     assert run.info.status == "KILLED"
-    stopped_at = checkpoint_state(next((tmp_path / "runs").glob("*/checkpoint")))["epoch"]
+    (run_folder,) = (tmp_path / "runs").iterdir()
+    stopped_at = checkpoint_state(run_folder / "checkpoint")["epoch"]
     assert 1 <= stopped_at < 12
     resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                              timeout=300)
