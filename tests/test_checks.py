@@ -162,7 +162,7 @@ def test_the_search_metric_table_matches_what_the_tasks_report():
     import numpy as np
 
     from ticketbert.tasks import get_task
-    from tune.checks import TASK_METRICS
+    from ticketbert.sweep.checks import TASK_METRICS
 
     for name, metrics in TASK_METRICS.items():
         task = get_task(name)
@@ -171,7 +171,7 @@ def test_the_search_metric_table_matches_what_the_tasks_report():
 
 
 def test_search_bounds_come_from_the_fields_own_metadata():
-    from tune.checks import field_bounds, is_integer_field, run_field
+    from ticketbert.sweep.checks import field_bounds, is_integer_field, run_field
 
     assert field_bounds(run_field("train.lr")) == [(">", 0.0), ("<=", 1.0)]
     assert field_bounds(run_field("model.dropout")) == [(">=", 0.0), ("<", 1.0)]
@@ -208,8 +208,8 @@ def test_reachable_sparsity_matches_the_methods_own_limit(tiny_model):
 
 def test_an_option_some_methods_ignore_is_fine_and_one_none_reads_is_not():
     from ticketbert.config import ConfigError
-    from tune.checks import option_notes
-    from tune.config import load_sweep_config
+    from ticketbert.sweep.checks import option_notes
+    from ticketbert.sweep.config import load_sweep_config
 
     both = load_sweep_config(None, ["grid.methods=[magnitude,heads]", "prune.recovery_epochs=1"])
     assert option_notes(both) == []  # read by every post-hoc method

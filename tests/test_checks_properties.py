@@ -21,9 +21,9 @@ from pydantic.fields import FieldInfo
 from ticketbert.config import RunConfig
 from ticketbert.posthoc import main as posthoc_main
 from ticketbert.train import main as train_main
-from tune.checks import field_bounds, is_integer_field
-from tune.config import GRID_CONTROLLED, SearchDim, SweepConfig
-from tune.sweep import main as sweep_main
+from ticketbert.sweep.checks import field_bounds, is_integer_field
+from ticketbert.sweep.config import GRID_CONTROLLED, SearchDim, SweepConfig
+from ticketbert.sweep.sweep import main as sweep_main
 
 
 def fields_of(model: type[BaseModel], prefix: str = "") -> list[tuple[str, FieldInfo]]:

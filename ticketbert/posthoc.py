@@ -19,6 +19,7 @@ from ticketbert.checks import check_environment, check_saved_model
 from ticketbert.cli import INTERRUPTED, fail, print_resolved, terminate_as_interrupt
 from ticketbert.config import ConfigError, PruneConfig, RunConfig, format_validation_error, load_config
 from ticketbert.data import DataError
+from ticketbert.extras import MissingExtra, require
 from ticketbert.pruning.methods.description import describe, method_names
 
 DEFAULT_LEVELS = [round(0.1 * i, 1) for i in range(10)]
@@ -105,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     terminate_as_interrupt()
     try:
+        require("train", "python -m ticketbert.posthoc")
         plan = check_arguments(args)
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, MissingExtra) as exc:
         return fail(exc)
     if args.check:
         print_resolved("posthoc", {"model": str(plan.model), "methods": plan.methods, "levels": plan.levels,

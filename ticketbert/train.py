@@ -17,6 +17,7 @@ from ticketbert.checks import check_run
 from ticketbert.cli import INTERRUPTED, fail, print_resolved, terminate_as_interrupt
 from ticketbert.config import ConfigError, load_config
 from ticketbert.data import DataError
+from ticketbert.extras import MissingExtra, require
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,9 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     terminate_as_interrupt()
     try:
+        require("train", "python -m ticketbert.train")
         config = load_config(args.config, args.overrides)
         encoder = check_run(config)
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, MissingExtra) as exc:
         return fail(exc)
     if args.check:
         print_resolved("run", {"encoder_folder": str(encoder.folder), **config.model_dump(mode="json")})

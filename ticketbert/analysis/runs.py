@@ -39,6 +39,7 @@ def load_runs(experiments: list[str], tracking_uri: str | None = None, parent_ru
         "method": frame["tags.method"].fillna("none"), "criterion": _column(frame, "tags.criterion").fillna(""),
         "seed": pd.to_numeric(frame["tags.seed"]).astype(int), "sparsity": frame["tags.sparsity"].astype(float),
         "synthetic": _column(frame, "tags.synthetic_data").fillna("False") == "True",
+        "data_fingerprint": _column(frame, "tags.data_fingerprint").fillna("unknown"),
         "wall_seconds": (frame["end_time"] - frame["start_time"]).dt.total_seconds(),
     })
     for name, kind in PARAMS.items():

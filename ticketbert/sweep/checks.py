@@ -11,7 +11,7 @@ from pydantic.fields import FieldInfo
 
 from ticketbert.checks import changed_options, check_environment, check_writable, reads, where_used
 from ticketbert.config import ConfigError, PruneConfig, RunConfig
-from tune.config import SweepConfig
+from ticketbert.sweep.config import SweepConfig
 
 # what each task's evaluation reports per split (ticketbert.tasks: Task.metrics); tests compare the two
 TASK_METRICS: dict[str, tuple[str, ...]] = {"sst": ("accuracy", "f1"), "para": ("accuracy", "f1"),
