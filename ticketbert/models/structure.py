@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ticketbert.layout import STRUCTURE_KEY
 from ticketbert.models.families import Encoder, Projection, present
 
-STRUCTURE_KEY = "ticketbert_structure"
 
 
 @dataclass(frozen=True)

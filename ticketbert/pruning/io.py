@@ -20,6 +20,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from ticketbert.config import ModelConfig
+from ticketbert.layout import HEADS_FILE, META_FILE, STATE_FILE
 from ticketbert.models.encoder import load_encoder, load_structured
 from ticketbert.models.families import find_encoder
 from ticketbert.models.model import TicketBertModel
@@ -28,9 +29,6 @@ from ticketbert.pruning.masks import attach_masks, attached_masks, bake_masks
 from ticketbert.tasks import get_task
 
 MASKS_FILE = "masks.safetensors"
-HEADS_FILE = "heads.safetensors"
-META_FILE = "ticketbert.json"
-STATE_FILE = "model.safetensors"
 
 
 def _contiguous(state: dict) -> dict:

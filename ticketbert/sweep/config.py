@@ -10,7 +10,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ticketbert.config import (ConfigError, Criterion, PruneConfig, PruneMethod, RunConfig, SparsityLevel, TaskName,
-                               _Strict, merge, parse_overrides, read_yaml, validate)
+                               _Strict, merge, parse_overrides, read_yaml, unique, validate)
 from ticketbert.pruning.methods.description import describe, is_dense, method_names
 
 
@@ -22,6 +22,8 @@ class GridConfig(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     mode: Literal["posthoc", "early_bird", "imp"] = "posthoc"
     criteria: dict[str, Criterion] = Field(default_factory=dict)  # method -> criterion
+
+    _unique_values = field_validator("tasks", "methods", "sparsities", "seeds")(unique)
 
     @field_validator("criteria")
     @classmethod
@@ -94,11 +96,9 @@ class SweepConfig(_Strict):
 
     @model_validator(mode="after")
     def _methods_fit_mode(self) -> "SweepConfig":
-        for method in self.grid.methods:  # base.prune's options (repair, budget, ...) must fit every method
-            point = {**self.base.prune.model_dump(), "method": method, "mode": self.grid.mode,
-                     "criterion": self.grid.criteria.get(method)}
+        for method in self.grid.methods:  # base.prune's options (repair, budget, ...) apply where taken
             try:
-                PruneConfig.model_validate(point)
+                self.base.prune.for_method(method, mode=self.grid.mode, criterion=self.grid.criteria.get(method))
             except ValidationError as exc:
                 reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
                 raise ValueError(f"grid.methods: {method} with base.prune: {reason}") from None

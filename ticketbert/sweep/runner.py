@@ -113,7 +113,7 @@ class SweepRunner:
         tune_config = tune.TuneConfig(max_concurrent_trials=self.resources.max_concurrent, reuse_actors=True,
                                       trial_name_creator=lambda t: t.config["trial"]["label"],
                                       trial_dirname_creator=lambda t: t.config["trial"]["label"])
-        grid = self._fit(stage, self._tuner(stage, {"trial": tune.grid_search(trials)}, tune_config))
+        grid = self._fit(stage, self._tuner(stage, {"trial": tune.grid_search(trials)}, tune_config), len(trials))
         by_label = {r.config["trial"]["label"]: r for r in grid}
         return [self._metrics(by_label.get(t["label"]), t["label"]) for t in trials]
 
@@ -123,12 +123,12 @@ class SweepRunner:
                                       max_concurrent=self.resources.max_concurrent)
         tune_config = tune.TuneConfig(search_alg=searcher, num_samples=search.num_samples, metric=search.metric,
                                       mode=search.mode, trial_name_creator=lambda t: f"{trial['label']}-{t.trial_id}")
-        grid = self._fit(name, self._tuner(name, space, tune_config))
+        grid = self._fit(name, self._tuner(name, space, tune_config), search.num_samples)
         return self._metrics(grid.get_best_result(metric=search.metric, mode=search.mode), trial["label"])
 
-    def _fit(self, name: str, tuner: tune.Tuner) -> tune.ResultGrid:
-        """Run the experiment; KeyboardInterrupt if Tune stopped it on a signal (trials left
-        unfinished), so that the sweep is marked interrupted, not finished. When Ray's memory
+    def _fit(self, name: str, tuner: tune.Tuner, expected: int) -> tune.ResultGrid:
+        """Run the experiment of ``expected`` trials; KeyboardInterrupt if Tune stopped it on a
+        signal (trials left unfinished), so that the sweep is marked interrupted, not finished. When Ray's memory
         monitor kills a trial's actor, Tune's controller raises instead of retrying the trial
         (Ray 2.5x): the experiment is restored from its saved state, finished trials kept,
         up to ``max_failures`` times."""
@@ -142,8 +142,11 @@ class SweepRunner:
                 print(f"[{name}] Ray killed a trial's worker for lack of memory; restoring the experiment "
                       f"(attempt {attempt + 2} of {self.config.max_failures + 1})", flush=True)
                 tuner = self._restore(name)
-        if grid.num_terminated + grid.num_errors < len(grid):
-            raise KeyboardInterrupt(f"{len(grid) - grid.num_terminated - grid.num_errors} trial(s) unfinished")
+        # a trial ends with its final report ("done") or an error; Tune stopped on a signal reports
+        # the trial it stopped as terminated and never lists those it did not start
+        ended = sum(1 for result in grid if result.error is not None or (result.metrics or {}).get("done"))
+        if ended < expected:
+            raise KeyboardInterrupt(f"{expected - ended} trial(s) unfinished")
         return grid
 
     @staticmethod

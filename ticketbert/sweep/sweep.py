@@ -1,4 +1,4 @@
-"""``python -m ticketbert.sweep [--config PATH] [dotted.key=value ...] [--resume] [--address ADDR] [--verbose]``
+"""``python -m ticketbert.sweep [--config PATH] [dotted.key=value ...] [--resume] [--address ADDR] [--verbose] [--check]``
 
 Fans task x method x sparsity x seed trials out with Ray Tune. Post-hoc sweeps run in two
 stages: one dense fine-tune per (task, seed) first, then every pruning trial of that group
@@ -15,10 +15,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ticketbert.config import ConfigError
+from ticketbert.cli import INTERRUPTED, fail, print_resolved, terminate_as_interrupt
+from ticketbert.config import ConfigError, options_not_taken
 from ticketbert.data import DataError, DataLocation, resolve_source
 from ticketbert.extras import MissingExtra, require
 from ticketbert.pruning.methods.description import DENSE, is_dense
+from ticketbert.sweep.checks import check_sweep, resolved_grid
 from ticketbert.sweep.config import SweepConfig, load_sweep_config
 from ticketbert.sweep.resources import TrialResources, plan_resources
 
@@ -30,8 +32,8 @@ def trial_overrides(point: dict[str, Any], config: SweepConfig, dense_dirs: dict
                     runs_dir: Path) -> dict[str, Any]:
     """The run-config overrides of one pruning-stage grid point."""
     task, method, sparsity, seed = point["task"], point["method"], point["sparsity"], point["seed"]
-    prune: dict[str, Any] = {"method": method, "sparsity": sparsity, "criterion": point["criterion"],
-                             "mode": config.grid.mode}
+    prune: dict[str, Any] = {**options_not_taken(method), "method": method, "sparsity": sparsity,
+                             "criterion": point["criterion"], "mode": config.grid.mode}
     if not is_dense(method) and config.grid.mode == "posthoc":
         prune["dense_dir"] = str(dense_dirs[(task, seed)])
     return {"name": f"{config.name}-{task}-{method}-{sparsity:g}-s{seed}", "train": {"tasks": [task], "seed": seed},
@@ -80,9 +82,13 @@ def check_data(config: SweepConfig) -> None:
 
 def validate_arguments(args: argparse.Namespace) -> tuple[SweepConfig, DataLocation, TrialResources | None]:
     """Everything that can be checked without heavy imports (torch, transformers, Ray, MLflow):
-    the config, the data location and (locally) the resources. Raises ConfigError/DataError/ValueError."""
+    the config, what every trial needs (``tune.checks``), the data location and (locally) the
+    resources; notes on options some methods ignore are printed once.
+    Raises ConfigError/DataError/ValueError."""
     path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else PACKAGED_CONFIG)
     config = load_sweep_config(path, args.overrides)
+    for note in check_sweep(config, local_device=args.address is None):
+        print(note)
     location = resolve_source(config.base.data)
     return config, location, None if args.address else plan_resources(config.resources)
 
@@ -111,14 +117,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the interrupted sweep with these settings")
     parser.add_argument("--address", default=None, help="an existing Ray cluster ('auto' or host:port)")
     parser.add_argument("--verbose", action="store_true", help="Ray's status tables and every trial's output")
+    parser.add_argument("--check", action="store_true", help="check the sweep, print its grid; run nothing")
     parser.add_argument("overrides", nargs="*", help="dotted.key=value, e.g. data.dir=<CS224N folder>")
     args = parser.parse_args(argv)
+    terminate_as_interrupt()
     try:
         require("sweep", "python -m ticketbert.sweep")
         config, location, resources = validate_arguments(args)
     except (ConfigError, DataError, ValueError, MissingExtra) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
+    if args.check:
+        print_resolved(f"sweep {config.name}", resolved_grid(config))
+        return 0
     return run_sweep(config, location, resources, args)
 
 
@@ -138,8 +148,7 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
         points, skipped = structured_limits(config)
         instance = open_instance(config, base, args.resume)
     except (ConfigError, DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     synthetic = location.source == "synthetic"
     uri = base["tracking"]["uri"]
     print(f"sweep {config.name}: {len(points)} grid points on {describe_data(location)}")
@@ -147,12 +156,12 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
     for message in skipped:
         print(message)
     started = connect(args.address, args.verbose)
+    terminate_as_interrupt()  # again: Ray's core worker installs its own SIGTERM handler (a hard exit)
     try:
         try:
             resources = resources or plan_resources(config.resources, cluster_hardware())
         except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return fail(exc)
         runner = SweepRunner(config, base, resources, instance, resume=args.resume, verbose=args.verbose)
         tracker = Tracker(uri, config.name)
         parent = tracker.start(
@@ -173,7 +182,7 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
         except KeyboardInterrupt:
             parent.close("KILLED")
             print("interrupted: rerun the same command with --resume to continue", file=sys.stderr)
-            return 130
+            return INTERRUPTED
         except Exception:
             parent.close("FAILED")
             raise

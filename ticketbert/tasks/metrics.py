@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import stats
 
@@ -30,17 +32,22 @@ def macro_f1(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> f
     return float(np.mean(scores))
 
 
-def pearson(predictions: np.ndarray, labels: np.ndarray) -> float:
-    """Pearson correlation; 0 when either side is constant."""
+def _correlation(name: str, statistic, predictions: np.ndarray, labels: np.ndarray) -> float:
+    """``statistic`` of the two; NaN with a warning when either side is constant (undefined)."""
     p, y = np.asarray(predictions, dtype=np.float64), np.asarray(labels, dtype=np.float64)
-    if p.std() == 0 or y.std() == 0:
-        return 0.0
-    return float(stats.pearsonr(p, y).statistic)
+    constant = [side for side, values in (("predictions", p), ("labels", y)) if values.std() == 0]
+    if constant:
+        warnings.warn(f"{name} is undefined: the {' and '.join(constant)} are constant; reported as NaN",
+                      RuntimeWarning, stacklevel=3)
+        return float("nan")
+    return float(statistic(p, y).statistic)
+
+
+def pearson(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Pearson correlation; NaN (with a warning) when either side is constant."""
+    return _correlation("pearson", stats.pearsonr, predictions, labels)
 
 
 def spearman(predictions: np.ndarray, labels: np.ndarray) -> float:
-    """Spearman rank correlation; 0 when either side is constant."""
-    p, y = np.asarray(predictions, dtype=np.float64), np.asarray(labels, dtype=np.float64)
-    if p.std() == 0 or y.std() == 0:
-        return 0.0
-    return float(stats.spearmanr(p, y).statistic)
+    """Spearman rank correlation; NaN (with a warning) when either side is constant."""
+    return _correlation("spearman", stats.spearmanr, predictions, labels)

@@ -31,13 +31,23 @@ def save_checkpoint(directory: Path, model: nn.Module, state: dict[str, Any]) ->
     shutil.rmtree(backup, ignore_errors=True)
 
 
+def _recover(directory: Path) -> Path:
+    """``directory``, put back from its backup when a save was interrupted (SIGINT, SIGTERM)
+    between moving the previous checkpoint aside and moving the new one in."""
+    directory = Path(directory)
+    backup = directory.with_name(directory.name + ".old")
+    if not directory.exists() and (backup / STATE_FILE).is_file():
+        backup.rename(directory)
+    return directory
+
+
 def has_checkpoint(directory: Path) -> bool:
-    return (Path(directory) / STATE_FILE).is_file()
+    return (_recover(directory) / STATE_FILE).is_file()
 
 
 def checkpoint_state(directory: Path) -> dict[str, Any]:
     """The trainer state of the checkpoint in ``directory`` (read before the model is shaped)."""
-    return torch.load(Path(directory) / STATE_FILE, weights_only=True, map_location="cpu")
+    return torch.load(_recover(directory) / STATE_FILE, weights_only=True, map_location="cpu")
 
 
 def load_weights(directory: Path, model: nn.Module) -> None:

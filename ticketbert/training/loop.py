@@ -16,7 +16,7 @@ from ticketbert.config import TrainConfig
 from ticketbert.data import TaskData, collate, length_grouped_batches
 from ticketbert.models.compute import attention_flops_per_token, linear_flops_per_token
 from ticketbert.training.checkpoint import checkpoint_state, has_checkpoint, load_weights, save_checkpoint
-from ticketbert.training.device import autocast, select_device, use_bf16
+from ticketbert.training.device import autocast, random_states, select_device, set_random_states, use_bf16
 from ticketbert.training.evaluate import evaluate
 
 
@@ -57,6 +57,16 @@ class Callback:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from ``state_dict()``."""
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training produced a NaN or infinite loss or gradient norm; nothing of that step was applied."""
+
+    def __init__(self, what: str, step: int, epoch: int, last_finite: float | None, bf16: bool):
+        last = "none yet" if last_finite is None else f"{last_finite:.4g}"
+        hint = "lower train.lr" + (" or set train.bf16=false" if bf16 else "")
+        super().__init__(f"non-finite {what} at step {step} (epoch {epoch}); last finite loss {last}; "
+                         f"the last finished epoch's checkpoint is kept; try: {hint}")
 
 
 @dataclass
@@ -128,12 +138,13 @@ def fit(model: torch.nn.Module, data: dict[str, TaskData], config: TrainConfig, 
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
+        set_random_states(state["rng"])
         start, result.steps, result.train_flops = state["epoch"], state["steps"], state["train_flops"]
         result.history = list(state["history"])
     for callback in callbacks:
         callback.on_train_begin(model, optimizer, scheduler)
 
+    last_loss: torch.Tensor | None = None  # of the last applied step (read only on a failure)
     for epoch in range(start, epochs):
         if any(c.should_stop for c in callbacks):
             break
@@ -152,8 +163,13 @@ def fit(model: torch.nn.Module, data: dict[str, TaskData], config: TrainConfig, 
                 else:
                     loss = task_data.task.loss(model(task_name, batch), batch.labels)
             loss.backward()
-            if config.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                    if config.max_grad_norm is not None else None)
+            # one sync per step: stop before a NaN or inf reaches the weights
+            if not bool(torch.isfinite(loss if norm is None else loss.detach() + norm)):
+                what = "loss" if not bool(torch.isfinite(loss)) else "gradient norm"
+                raise NonFiniteLoss(what, result.steps + 1, number, None if last_loss is None else float(last_loss), bf16)
+            last_loss = loss.detach()
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -183,7 +199,7 @@ def fit(model: torch.nn.Module, data: dict[str, TaskData], config: TrainConfig, 
             save_checkpoint(checkpoint_dir, model, {
                 "epoch": epoch + 1, "steps": result.steps, "train_flops": result.train_flops,
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(), "history": result.history,
+                "rng": random_states(), "history": result.history,
                 "callbacks": [c.state_dict() for c in callbacks],
             })
     return result
