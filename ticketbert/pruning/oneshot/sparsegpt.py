@@ -36,6 +36,8 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float
     """The pruned, reconstructed ``weight`` ([rows, cols]) and its keep-mask. The mask comes from
     ``keep`` when given, else from the saliency per block: ``scope`` ``layer`` (over the block's
     rows and columns, as the reference code) or ``row``, or N:M per group under ``pattern``."""
+    if pattern is not None and blocksize % pattern.m:
+        raise ValueError(f"sparsegpt: blocksize {blocksize} is not a multiple of the pattern's M ({pattern.m})")
     w = weight.detach().clone().to(torch.promote_types(weight.dtype, torch.float32))
     cols = w.shape[1]
     u = inverse_factor(hessian, damping).to(device=w.device, dtype=w.dtype)
