@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,26 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
+    return path
+
+
+def provenance(module: str, argv: list[str]) -> dict[str, Any]:
+    """What a results file records about its run: the command, library versions, the machine."""
+    import transformers
+
+    return {"command": shlex.join(["python", "-m", module, *argv]),
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "transformers": transformers.__version__},
+            "machine": machine()}
+
+
+def save_new(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``bench/results/<name>.json``, refusing to replace an existing results file."""
+    path = RESULTS / f"{name}.json"
+    if path.exists():
+        raise FileExistsError(f"{path} exists: results files are not overwritten; choose another --out name")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2))
     return path
 
 

@@ -58,7 +58,7 @@ class _Stop(Exception):
 
 
 @dataclass
-class _Captured:
+class CapturedBatch:
     """One batch's hidden state entering the current layer, and each layer's other arguments."""
 
     hidden: torch.Tensor
@@ -79,10 +79,10 @@ def _tensor_bytes(values: Any, seen: set[int]) -> int:
     return 0
 
 
-def _capture(encoder: Encoder, model: nn.Module, batches: list, forward_fn: ForwardFn) -> list[_Captured]:
+def capture_inputs(encoder: Encoder, model: nn.Module, batches: list, forward_fn: ForwardFn) -> list[CapturedBatch]:
     """The first layer's hidden state and every layer's other arguments, per batch."""
     layers = encoder.layers()
-    captured: list[_Captured] = []
+    captured: list[CapturedBatch] = []
 
     def hook(index: int):
         def record(_, args, kwargs):
@@ -101,7 +101,7 @@ def _capture(encoder: Encoder, model: nn.Module, batches: list, forward_fn: Forw
     handles = [layer.register_forward_pre_hook(hook(i), with_kwargs=True) for i, layer in enumerate(layers)]
     try:
         for batch in batches:
-            captured.append(_Captured(torch.empty(0), batch_attention_mask(batch)))
+            captured.append(CapturedBatch(torch.empty(0), batch_attention_mask(batch)))
             try:
                 forward_fn(model, batch)
             except _Stop:
@@ -112,7 +112,13 @@ def _capture(encoder: Encoder, model: nn.Module, batches: list, forward_fn: Forw
     return captured
 
 
-def _run_layer(layer: nn.Module, item: _Captured, index: int) -> torch.Tensor:
+def captured_bytes(captured: list[CapturedBatch]) -> int:
+    """Bytes the captured hidden states and layer arguments hold (shared tensors counted once)."""
+    seen: set[int] = set()
+    return sum(_tensor_bytes([c.hidden, c.arguments], seen) for c in captured)
+
+
+def _run_layer(layer: nn.Module, item: CapturedBatch, index: int) -> torch.Tensor:
     rest, kwargs = item.arguments[index]
     out = layer(item.hidden, *rest, **kwargs)
     return out[0] if isinstance(out, tuple) else out
@@ -154,9 +160,8 @@ def prune_sequential(model: nn.Module, encoder: Encoder, targets: dict[str, nn.M
     """The layer-wise loop over ``encoder``'s layers (``targets``: the matrices to prune, keyed
     inside the encoder)."""
     loop = LoopStats(sequential=True)
-    captured = _capture(encoder, model, batches, forward_fn)
-    seen: set[int] = set()
-    loop.activation_bytes = sum(_tensor_bytes([c.hidden, c.arguments], seen) for c in captured)
+    captured = capture_inputs(encoder, model, batches, forward_fn)
+    loop.activation_bytes = captured_bytes(captured)
     loop.tokens = sum(int(c.mask.sum()) if c.mask is not None else c.hidden.shape[:-1].numel() for c in captured)
     masks: dict[str, torch.Tensor] = {}
     prefix = encoder.family.layers_path
