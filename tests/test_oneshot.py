@@ -247,6 +247,15 @@ def test_ticketbert_task_batches_and_recovery_keep_pruned_weights_zero(tiny_mode
         assert not torch.equal(weight[keep], start[name][keep]), name  # kept weights trained
 
 
+def test_an_encoder_that_changes_states_between_layers_is_refused():
+    torch.manual_seed(0)
+    model = DebertaV2Model(DebertaV2Config(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                           intermediate_size=64, conv_kernel_size=3)).eval()
+    with pytest.raises(ValueError, match="changes hidden states between its layers.*scope='global'"):
+        oneshot_prune(model, "wanda", 0.5, batches())
+    assert oneshot_prune(model, "wanda", 0.5, batches(), scope="global").achieved_sparsity == pytest.approx(0.5)
+
+
 def _linear_model():
     return nn.Sequential(nn.Linear(10, 8))
 

@@ -64,6 +64,7 @@ class CapturedBatch:
     hidden: torch.Tensor
     mask: torch.Tensor | None
     arguments: list[tuple[tuple, dict]] = field(default_factory=list)
+    second: torch.Tensor | None = None  # first batch only: what the model fed the second layer
 
 
 def _tensor_bytes(values: Any, seen: set[int]) -> int:
@@ -93,6 +94,8 @@ def capture_inputs(encoder: Encoder, model: nn.Module, batches: list, forward_fn
                 hidden, rest = kwargs.pop("hidden_states"), ()
             if index == 0:
                 captured[-1].hidden = hidden.detach()
+            if index == 1 and len(captured) == 1:
+                captured[0].second = hidden.detach()
             captured[-1].arguments.append((rest, dict(kwargs)))
             if index == len(layers) - 1:
                 raise _Stop
@@ -122,6 +125,20 @@ def _run_layer(layer: nn.Module, item: CapturedBatch, index: int) -> torch.Tenso
     rest, kwargs = item.arguments[index]
     out = layer(item.hidden, *rest, **kwargs)
     return out[0] if isinstance(out, tuple) else out
+
+
+def check_replay(encoder: Encoder, captured: list[CapturedBatch]) -> None:
+    """Re-running the first layer on its captured inputs gives what the model fed the second
+    (the loop replays layers one by one; an encoder that transforms hidden states between
+    layers, like DeBERTa's convolution after the first, cannot be replayed)."""
+    first = captured[0]
+    if first.second is None:
+        return
+    out = _run_layer(encoder.layers()[0], first, 0)
+    if out.shape != first.second.shape or not torch.allclose(out, first.second, rtol=1e-4, atol=1e-5):
+        raise ValueError(f"{type(encoder.module).__name__} changes hidden states between its layers, which the "
+                         f"layer-wise loop cannot replay: use scope='global' (one pass of the unpruned model)")
+    first.second = None
 
 
 def _hook_inputs(linears: dict[str, nn.Module], stats: dict[str, InputStats], mask: list) -> list:
@@ -161,6 +178,7 @@ def prune_sequential(model: nn.Module, encoder: Encoder, targets: dict[str, nn.M
     inside the encoder)."""
     loop = LoopStats(sequential=True)
     captured = capture_inputs(encoder, model, batches, forward_fn)
+    check_replay(encoder, captured)
     loop.activation_bytes = captured_bytes(captured)
     loop.tokens = sum(int(c.mask.sum()) if c.mask is not None else c.hidden.shape[:-1].numel() for c in captured)
     masks: dict[str, torch.Tensor] = {}
