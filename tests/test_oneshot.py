@@ -111,7 +111,7 @@ def test_wanda_ignores_padding_tokens():
     assert all(torch.equal(masks_a[k], masks_b[k]) for k in masks_a)
 
 
-def obs_reference(weight, hessian, sparsity, *, blocksize, damping, scope="layer", pattern=None):
+def obs_reference(weight, hessian, sparsity, *, block_size, damping, scope="layer", pattern=None):
     """SparseGPT column by column, from first principles: with F the columns not yet fixed,
     the OBS step for column j uses inv(H_FF) directly; masks are chosen by w^2 / inv(H_FF)_00
     from the current weights at each block start (or each M-group start under a pattern)."""
@@ -123,8 +123,8 @@ def obs_reference(weight, hessian, sparsity, *, blocksize, damping, scope="layer
     curvature = torch.stack([torch.linalg.inv(h[j:, j:])[0, 0] for j in range(cols)])
     nm = parse_pattern(pattern)
     for j in range(cols):
-        if nm is None and j % blocksize == 0:
-            block = slice(j, min(j + blocksize, cols))
+        if nm is None and j % block_size == 0:
+            block = slice(j, min(j + block_size, cols))
             scores = w[:, block] ** 2 / curvature[block][None, :]
             if scope == "row":
                 keep[:, block] = rowwise_keep(scores, sparsity)
@@ -149,19 +149,19 @@ def correlated_inputs(tokens: int, features: int, seed: int, spread: float = 1.0
     return (torch.randn(tokens, features, generator=generator, dtype=torch.float64) @ (torch.eye(features) + mixing)) * scales
 
 
-@pytest.mark.parametrize("blocksize,scope,pattern", [
+@pytest.mark.parametrize("block_size,scope,pattern", [
     *[(b, scope, None) for b in (1, 3, 8, 16, 64) for scope in ("layer", "row")],
     *[(b, "layer", "2:4") for b in (4, 8, 16, 64)],
 ])
-def test_sparsegpt_equals_unblocked_obs_reference(blocksize, scope, pattern):
-    generator = torch.Generator().manual_seed(blocksize)
+def test_sparsegpt_equals_unblocked_obs_reference(block_size, scope, pattern):
+    generator = torch.Generator().manual_seed(block_size)
     weight = torch.randn(6, 16, generator=generator, dtype=torch.float64)
-    x = correlated_inputs(200, 16, seed=blocksize)
+    x = correlated_inputs(200, 16, seed=block_size)
     hessian = 2 * x.T @ x / x.shape[0]
-    expected_w, expected_keep = obs_reference(weight, hessian, 0.5, blocksize=blocksize, damping=0.01, scope=scope,
+    expected_w, expected_keep = obs_reference(weight, hessian, 0.5, block_size=block_size, damping=0.01, scope=scope,
                                               pattern=pattern)
     got_w, got_keep = sparsegpt_prune(weight, hessian, 0.5, scope=scope, pattern=parse_pattern(pattern),
-                                      blocksize=blocksize, damping=0.01)
+                                      block_size=block_size, damping=0.01)
     assert torch.equal(got_keep, expected_keep)
     torch.testing.assert_close(got_w, expected_w, rtol=1e-9, atol=1e-10)
     assert torch.all(got_w[~got_keep] == 0)
@@ -183,7 +183,7 @@ def test_sparsegpt_with_wanda_mask_and_full_block_is_no_worse_than_wanda(seed, p
         keep = rowwise_keep(scores, 0.5)
     else:
         keep = torch.cat([rowwise_keep(scores[:, g: g + 4], 0.5) for g in range(0, 32, 4)], dim=1)
-    updated, used = sparsegpt_prune(weight, 2 * x.T @ x / len(x), 0.5, blocksize=32, damping=1e-6, keep=keep)
+    updated, used = sparsegpt_prune(weight, 2 * x.T @ x / len(x), 0.5, block_size=32, damping=1e-6, keep=keep)
     assert torch.equal(used, keep)
     assert reconstruction_error(weight, updated, x) <= reconstruction_error(weight, weight * keep, x)
 
@@ -269,7 +269,7 @@ def _linear_model():
     (encoder, "wanda", dict(sparsity=0.5, data=None), "pass data="),
     (encoder, "sparsegpt", dict(sparsity=0.5, data=None), "pass data="),
     (encoder, "sparsegpt", dict(sparsity=0.5, scope="global"), "scope must be one of row, layer"),
-    (encoder, "sparsegpt", dict(pattern="2:4", blocksize=6), "blocksize"),
+    (encoder, "sparsegpt", dict(pattern="2:4", block_size=6), "block_size"),
     (encoder, "sparsegpt", dict(sparsity=0.5, damping=0.0), "damping"),
     (encoder, "wanda", dict(), "sparsity is required"),
     (encoder, "obs", dict(sparsity=0.5), "unknown one-shot method"),

@@ -32,7 +32,7 @@ class OneShotResult:
 
 
 def resolve_options(method: str, sparsity: float | None, *, pattern: str | None = None, scope: str | None = None,
-                    blocksize: int = 128, damping: float = 0.01) -> SolverOptions:
+                    block_size: int = 128, damping: float = 0.01) -> SolverOptions:
     """The checked options of ``method`` (scope defaults to the method's own)."""
     solver = get_solver(method)
     nm = parse_pattern(pattern)
@@ -40,16 +40,16 @@ def resolve_options(method: str, sparsity: float | None, *, pattern: str | None 
     scope = scope or solver.default_scope
     if scope not in solver.scopes:
         raise ValueError(f"method {method!r}: scope must be one of {', '.join(solver.scopes)}, got {scope!r}")
-    if blocksize < 1 or (nm is not None and blocksize % nm.m):
-        raise ValueError(f"blocksize must be a positive multiple of the pattern's M, got {blocksize}")
+    if block_size < 1 or (nm is not None and block_size % nm.m):
+        raise ValueError(f"block_size must be a positive multiple of the pattern's M, got {block_size}")
     if not damping > 0:
         raise ValueError(f"damping must be > 0 (a fraction of the Hessian's mean diagonal), got {damping}")
-    return SolverOptions(sparsity, scope, nm, blocksize, damping)
+    return SolverOptions(sparsity, scope, nm, block_size, damping)
 
 
 def oneshot_prune(model: nn.Module, method: str, sparsity: float | None = None, data: Any = None, *,
                   forward_fn: ForwardFn | None = None, pattern: str | None = None, scope: str | None = None,
-                  blocksize: int = 128, damping: float = 0.01, examples: int = 256, pad_id: int = 0,
+                  block_size: int = 128, damping: float = 0.01, examples: int = 256, pad_id: int = 0,
                   max_batches: int | None = None) -> OneShotResult:
     """Prune ``model``'s prunable matrices in place with ``method`` (``magnitude``, ``wanda``,
     ``sparsegpt``) and attach the masks; SparseGPT's updated weights are written first.
@@ -59,11 +59,11 @@ def oneshot_prune(model: nn.Module, method: str, sparsity: float | None = None, 
     ``forward_fn(model, batch)`` (default ``model(**batch)``; inputs only, no labels); padding is
     read from the batches' ``attention_mask``. ``pattern``: ``"N:M"``, with ``sparsity`` left out
     or equal to ``1 - N/M``. ``scope``: ``row``, ``layer`` or ``global`` (defaults: magnitude
-    global, wanda row, sparsegpt layer). ``blocksize`` / ``damping``: SparseGPT's column block
+    global, wanda row, sparsegpt layer). ``block_size`` / ``damping``: SparseGPT's column block
     and Hessian damping (fraction of its mean diagonal). A model holding a supported encoder is
     calibrated layer by layer (``ticketbert.pruning.oneshot.loop``); any other module, and
     ``scope="global"``, in one pass of the unpruned model."""
-    options = resolve_options(method, sparsity, pattern=pattern, scope=scope, blocksize=blocksize, damping=damping)
+    options = resolve_options(method, sparsity, pattern=pattern, scope=scope, block_size=block_size, damping=damping)
     solver = get_solver(method)
     targets = prunable_linears(model)
     check_widths({name: effective_weight(m).shape[1] for name, m in targets.items()}, options.pattern)

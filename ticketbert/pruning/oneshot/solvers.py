@@ -20,7 +20,7 @@ class SolverOptions:
     sparsity: float
     scope: str
     pattern: NMPattern | None = None
-    blocksize: int = 128
+    block_size: int = 128
     damping: float = 0.01
 
 
@@ -82,7 +82,7 @@ class SparseGPTSolver(Solver):
 
     def solve(self, weight, stats, options):
         updated, keep = sparsegpt_prune(weight, stats.hessian.to(weight.device), options.sparsity, scope=options.scope,
-                                        pattern=options.pattern, blocksize=options.blocksize,
+                                        pattern=options.pattern, block_size=options.block_size,
                                         damping=options.damping)
         return Solution(keep, updated)
 

@@ -31,19 +31,19 @@ def inverse_factor(hessian: torch.Tensor, damping: float) -> torch.Tensor:
 
 @torch.no_grad()
 def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float, *, scope: str = "layer",
-                    pattern: NMPattern | None = None, blocksize: int = 128, damping: float = 0.01,
+                    pattern: NMPattern | None = None, block_size: int = 128, damping: float = 0.01,
                     keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The pruned, reconstructed ``weight`` ([rows, cols]) and its keep-mask. The mask comes from
     ``keep`` when given, else from the saliency per block: ``scope`` ``layer`` (over the block's
     rows and columns, as the reference code) or ``row``, or N:M per group under ``pattern``."""
-    if pattern is not None and blocksize % pattern.m:
-        raise ValueError(f"sparsegpt: blocksize {blocksize} is not a multiple of the pattern's M ({pattern.m})")
+    if pattern is not None and block_size % pattern.m:
+        raise ValueError(f"sparsegpt: block_size {block_size} is not a multiple of the pattern's M ({pattern.m})")
     w = weight.detach().clone().to(torch.promote_types(weight.dtype, torch.float32))
     cols = w.shape[1]
     u = inverse_factor(hessian, damping).to(device=w.device, dtype=w.dtype)
     kept = torch.ones_like(w, dtype=torch.bool)
-    for start in range(0, cols, blocksize):
-        end = min(start + blocksize, cols)
+    for start in range(0, cols, block_size):
+        end = min(start + block_size, cols)
         block, factor = w[:, start:end], u[start:end, start:end]
         d = factor.diagonal()
         if keep is not None:
