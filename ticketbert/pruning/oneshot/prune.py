@@ -79,7 +79,8 @@ def oneshot_prune(model: nn.Module, method: str, sparsity: float | None = None, 
     model.eval()
     try:
         encoder = find_encoder(model, strict=False)
-        if encoder is not None and solver.needs_data and options.scope != "global":
+        compares_all = options.scope == "global" and options.pattern is None  # a pattern compares within groups
+        if encoder is not None and solver.needs_data and not compares_all:
             masks, loop = prune_sequential(model, encoder, targets, batches, forward_fn, solver, options)
         else:
             masks, loop = prune_one_pass(model, targets, batches, forward_fn, solver, options)
