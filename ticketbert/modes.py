@@ -26,9 +26,10 @@ from ticketbert.data import TaskData
 from ticketbert.measure import prune_and_measure
 from ticketbert.models import TicketBertModel
 from ticketbert.models.compute import count_prunable, flops_per_token
-from ticketbert.pruning import Scores, attach_masks, load_pruned, make_calibration, plan, save_pruned, score
+from ticketbert.pruning import (Scores, attach_masks, load_pruned, make_calibration, needs_data, plan, save_pruned,
+                                score)
 from ticketbert.pruning.early_bird import EarlyBirdPruner
-from ticketbert.pruning.methods import get_method
+from ticketbert.pruning.methods import get_method, is_dense
 from ticketbert.training.callbacks import EarlyBirdHook
 from ticketbert.training.device import use_bf16
 from ticketbert.training.evaluate import evaluate
@@ -96,7 +97,7 @@ def cached_scores(directory: Path, model: TicketBertModel, config: RunConfig, da
     """Importance scores of the dense model in ``directory``: structured ones are computed once
     per (method, criterion) and cached there for every sparsity level and trial."""
     method, criterion = config.prune.method, config.prune.criterion
-    if method == "magnitude":
+    if not needs_data(method, criterion):
         return score(model, method, criterion)
     path = directory / "scores" / f"{method}-{criterion or 'default'}.safetensors"
     with _locked(path.parent):
@@ -176,7 +177,7 @@ def run_imp(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData]
         if round_number == rounds:
             break
         target = 1.0 - (1.0 - p.sparsity) ** ((round_number + 1) / rounds)
-        masks = plan(score(candidate, "magnitude"), target, p.scope).masks
+        masks = plan(score(candidate, p.method), target, p.scope).masks
     achieved = 1.0 - sum(int(m.sum()) for m in masks.values()) / count_prunable(candidate, nonzero=False)
     metrics = {**trained.final, "achieved_sparsity": achieved, "total_train_flops": flops}
     logger.log_dict(metrics, step=len(history))
@@ -186,7 +187,7 @@ def run_imp(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData]
 def run_mode(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
              logger: Logger, directory: Path) -> ModeResult:
     """Dispatch on ``config.prune``: dense, post-hoc, early-bird or IMP."""
-    if config.prune.method == "none":
+    if is_dense(config.prune.method):
         return run_dense(config, model, data, pad_id, logger, directory)
     return {"posthoc": run_posthoc, "early_bird": run_early_bird, "imp": run_imp}[config.prune.mode](
         config, model, data, pad_id, logger, directory)

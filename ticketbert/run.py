@@ -16,6 +16,7 @@ from ticketbert.data import (RawTaskData, TaskData, data_fingerprint, encode_tas
                              resolve_source, warn_if_synthetic)
 from ticketbert.models import build_model, load_tokenizer
 from ticketbert.modes import run_mode
+from ticketbert.pruning.methods import is_dense
 from ticketbert.tasks import get_task
 from ticketbert.tracking import MlflowLogger, Tracker
 from ticketbert.training.device import seed_everything
@@ -40,7 +41,7 @@ def run_dir(config: RunConfig) -> Path:
 def run_tags(config: RunConfig) -> dict[str, Any]:
     """The standard tags of a run: task, mode, method, criterion, sparsity, seed, and its data
     (source, fingerprint, ``synthetic_data``)."""
-    pruned = config.prune.method != "none"
+    pruned = not is_dense(config.prune.method)
     source = resolve_source(config.data).source
     return {
         "task": "+".join(config.train.tasks),
