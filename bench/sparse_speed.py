@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 from bench.common import provenance, save_new
 from ticketbert.models.compute import measure_latency
-from ticketbert.pruning.oneshot.patterns import NMPattern, nm_keep, smallest
+from ticketbert.pruning.nm_pattern import NMPattern
+from ticketbert.pruning.oneshot.patterns import nm_keep, smallest
 
 SHAPES = {  # (out_features, in_features) of a layer's Linears
     "minilm": {"attention": (384, 384), "ffn_in": (1536, 384), "ffn_out": (384, 1536)},

@@ -6,7 +6,8 @@ from __future__ import annotations
 from ticketbert.config import PruneConfig
 from ticketbert.measure import sweep_sparsity
 from ticketbert.pruning import method_limit
-from ticketbert.pruning.methods.description import CONFIG_OPTIONS, describe
+from ticketbert.pruning.methods.description import CONFIG_OPTIONS, describe, method_names
+from ticketbert.pruning.nm_pattern import parse_pattern
 from ticketbert.tracking import Tracker
 
 DEFAULT_LEVELS = [round(0.1 * i, 1) for i in range(10)]
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="the run config the model was trained with (data, train)")
     parser.add_argument("--model", type=Path, required=True, help="a fine-tuned model directory (save_pruned)")
     parser.add_argument("--methods", nargs="+", default=["magnitude", "heads", "ffn", "layers"],
-                        help="any of magnitude, heads, ffn, layers, heads+ffn")
+                        help=f"any of {', '.join(method_names())}")
     parser.add_argument("--criterion", action="append", default=[], metavar="METHOD=CRITERION",
                         help="criterion per method, e.g. heads=loss_increment (default: the method's usual)")
     parser.add_argument("--levels", type=lambda s: [float(x) for x in s.split(",")], default=DEFAULT_LEVELS)
@@ -59,19 +60,24 @@ def main(argv: list[str] | None = None) -> int:
     parent = tracker.start(f"posthoc:{args.model.resolve()}:{config.name}", run_name=f"posthoc-{config.name}",
                            tags=tags, params=config.model_dump(mode="json"))
     for method in args.methods:
+        options = options_for(config.prune, method)
         limit = method_limit(model, method)
         levels = [level for level in args.levels if level <= limit + 1e-9]
         skipped = [level for level in args.levels if level > limit + 1e-9]
+        if options.pattern is not None:  # N:M fixes the level
+            levels, skipped = [parse_pattern(options.pattern).sparsity], []
         if skipped:
             print(f"{method}: levels {skipped} exceed its maximum {limit:.1%}; skipped")
         results = sweep_sparsity(model, data, levels, method=method, criterion=criteria.get(method),
                                  train=config.train, pad_id=pad_id, calibration_examples=config.prune.calibration_examples,
                                  tracker=tracker, parent_run_id=parent.run_id, run_key=parent.run_id, tags=tags,
-                                 recovery_epochs=config.prune.recovery_epochs, options=options_for(config.prune, method))
+                                 recovery_epochs=config.prune.recovery_epochs, options=options)
+        label = f"{method} {options.pattern}" if options.pattern else method
         for result in results:
             shown = {k: round(v, 4) for k, v in result.metrics.items()
-                     if k.startswith("dev/") and not k.endswith("loss") or k in ("achieved_sparsity", "speedup")}
-            print(f"{method} {result.sparsity:.2f}: {shown}", flush=True)
+                     if k.startswith("dev/") and not k.endswith("loss")
+                     or k in ("achieved_sparsity", "speedup", "prune_seconds")}
+            print(f"{label} {result.sparsity:.2f}: {shown}", flush=True)
     parent.close()
     return 0
 

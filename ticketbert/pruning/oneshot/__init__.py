@@ -2,7 +2,7 @@
 calibrated layer by layer on inputs only."""
 
 from ticketbert.pruning.oneshot.loop import default_forward
-from ticketbert.pruning.oneshot.patterns import NMPattern, parse_pattern
+from ticketbert.pruning.nm_pattern import NMPattern, parse_pattern
 from ticketbert.pruning.oneshot.prune import OneShotResult, oneshot_prune, resolve_options
 from ticketbert.pruning.oneshot.solvers import SOLVERS, SolverOptions, get_solver
 from ticketbert.pruning.oneshot.sparsegpt import sparsegpt_prune

@@ -14,7 +14,7 @@ every target Linear hooked during one forward pass per batch of the unpruned mod
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +24,10 @@ from torch import nn
 from ticketbert.data import Batch
 from ticketbert.models.compute import effective_weight
 from ticketbert.models.families import Encoder
-from ticketbert.pruning.calibration import batch_attention_mask, to_device
+from ticketbert.pruning.calibration import ForwardFn, batch_attention_mask, to_device
 from ticketbert.pruning.masks import attach_masks, plan_masks
 from ticketbert.pruning.oneshot.solvers import Solver, SolverOptions
 from ticketbert.pruning.oneshot.stats import InputStats
-
-ForwardFn = Callable[[nn.Module, Any], Any]
 
 
 def default_forward(model: nn.Module, batch: Any) -> Any:

@@ -12,10 +12,10 @@ from torch import nn
 
 from ticketbert.models.compute import effective_weight, prunable_linears
 from ticketbert.models.families import find_encoder
-from ticketbert.pruning.calibration import as_calibration
-from ticketbert.pruning.oneshot.loop import ForwardFn, LoopStats, default_forward, on_device, prune_one_pass, \
-    prune_sequential
-from ticketbert.pruning.oneshot.patterns import check_widths, parse_pattern, resolve_sparsity
+from ticketbert.pruning.calibration import ForwardFn, as_calibration
+from ticketbert.pruning.oneshot.loop import LoopStats, default_forward, on_device, prune_one_pass, prune_sequential
+from ticketbert.pruning.nm_pattern import parse_pattern, resolve_sparsity
+from ticketbert.pruning.oneshot.patterns import check_widths
 from ticketbert.pruning.oneshot.solvers import SolverOptions, get_solver
 
 
@@ -64,15 +64,31 @@ def oneshot_prune(model: nn.Module, method: str, sparsity: float | None = None, 
     calibrated layer by layer (``ticketbert.pruning.oneshot.loop``); any other module, and
     ``scope="global"``, in one pass of the unpruned model."""
     options = resolve_options(method, sparsity, pattern=pattern, scope=scope, block_size=block_size, damping=damping)
-    solver = get_solver(method)
-    targets = prunable_linears(model)
-    check_widths({name: effective_weight(m).shape[1] for name, m in targets.items()}, options.pattern)
-    batches = None
-    if solver.needs_data:
+    calibration = None
+    if get_solver(method).needs_data:
+        check_targets(model, options)
         if data is None:
             raise ValueError(f"method {method!r} reads calibration inputs: pass data= (batches)")
-        batches = on_device(as_calibration(data, examples=examples, pad_id=pad_id, max_batches=max_batches).batches,
-                            model)
+        calibration = as_calibration(data, examples=examples, pad_id=pad_id, max_batches=max_batches)
+    return run_oneshot(model, method, options, calibration.batches if calibration else None,
+                       forward_fn or (calibration.forward_fn if calibration else None))
+
+
+def check_targets(model: nn.Module, options: SolverOptions) -> None:
+    """Every prunable matrix of ``model`` fits the pattern (input width a multiple of M)."""
+    check_widths({name: effective_weight(m).shape[1] for name, m in prunable_linears(model).items()},
+                 options.pattern)
+
+
+def run_oneshot(model: nn.Module, method: str, options: SolverOptions, batches: list | None,
+                forward_fn: ForwardFn | None = None) -> OneShotResult:
+    """``oneshot_prune`` with checked ``options`` and calibration ``batches`` (None for magnitude)."""
+    solver = get_solver(method)
+    targets = prunable_linears(model)
+    check_targets(model, options)
+    if solver.needs_data and not batches:
+        raise ValueError(f"method {method!r} reads calibration inputs: pass data= (batches)")
+    batches = on_device(batches, model) if batches else None
     forward_fn = forward_fn or default_forward
     began = time.perf_counter()
     was_training = model.training

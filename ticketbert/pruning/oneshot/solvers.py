@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ticketbert.pruning.oneshot.patterns import NMPattern, select
+from ticketbert.pruning.nm_pattern import NMPattern
+from ticketbert.pruning.oneshot.patterns import select
 from ticketbert.pruning.oneshot.sparsegpt import sparsegpt_prune
 from ticketbert.pruning.oneshot.stats import InputStats
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from ticketbert.pruning.oneshot.patterns import NMPattern, nm_keep, select
+from ticketbert.pruning.nm_pattern import NMPattern
+from ticketbert.pruning.oneshot.patterns import nm_keep, select
 
 
 def inverse_factor(hessian: torch.Tensor, damping: float) -> torch.Tensor:
