@@ -4,17 +4,16 @@ SparseGPT (optionally + recovery epochs, masks kept); the largest sparsity withi
 dense for each; the seconds each level takes; compressed saved sizes at 50% and 2:4.
 
     python -m bench.oneshot --config configs/single/sts.yaml --model runs/sts-<hash>/model \\
-        --out oneshot_sts data.dir=../shared/data
+        --data-dir <CS224N data> --out bench/results/oneshot_sts.json
 
-Prints a markdown table; ``--out NAME`` writes ``bench/results/NAME.json`` (a new file) with
-the command, versions and hardware.
+Prints a markdown table and writes a results file with its provenance: ``--out``, else a new
+file under ``bench/runs/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -23,7 +22,8 @@ from typing import Any
 
 import torch
 
-from bench.common import provenance, save_new
+from bench.common import add_output_arguments, record_data, save, settings
+from bench.pages import TOLERANCE, oneshot_table
 from ticketbert.config import load_config
 from ticketbert.models import load_tokenizer
 from ticketbert.models.compute import count_prunable
@@ -37,7 +37,6 @@ from ticketbert.training.loop import fit
 
 LEVELS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 PATTERNS = ["2:4"]
-TOLERANCE = 0.01
 VARIANTS = {  # name -> (method, scope)
     "magnitude (global)": ("magnitude", "global"),
     "magnitude (row)": ("magnitude", "row"),
@@ -63,7 +62,6 @@ def achieved(model) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """Dev metric per method and level, thresholds, times and sizes; see the module docstring."""
-    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m bench.oneshot", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="the config the model was fine-tuned with")
     parser.add_argument("--model", required=True, help="the fine-tuned model directory (a run's model/)")
@@ -72,10 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--calibration-examples", type=int, default=256)
     parser.add_argument("--recovery-epochs", type=int, default=0, help="epochs of recovery per level, masks kept")
-    parser.add_argument("--out", default=None, help="write bench/results/OUT.json (must not exist)")
+    add_output_arguments(parser)
     parser.add_argument("overrides", nargs="*", help="dotted.key=value config overrides")
     args = parser.parse_args(argv)
-    config = load_config(args.config, ["data.train_eval_examples=200", *args.overrides])
+    data_setting = [f"data.dir={args.data_dir}"] if args.data_dir else []
+    config = load_config(args.config, ["data.train_eval_examples=200", *data_setting, *args.overrides])
+    record = record_data(config)
     task = config.train.tasks[0]
     tokenizer = load_tokenizer(config.model.encoder)
     pad_id = tokenizer.pad_token_id
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         dense_bytes = storage_report(save_pruned(dense, Path(scratch) / "dense")).file_bytes
     print(f"{task}: dense {primary} {dense_dev:.4f}; calibration {calibration.examples} examples "
           f"({calibration.tokens} tokens); dense saved {dense_bytes} bytes", flush=True)
-    payload: dict[str, Any] = {**provenance("bench.oneshot", argv), "task": task, "model": str(args.model),
+    payload: dict[str, Any] = {"settings": settings(args), "task": task, "model": Path(args.model).name,
                                "metric": primary, "dense": dense_dev, "dense_file_bytes": dense_bytes,
                                "calibration_examples": calibration.examples, "calibration_tokens": calibration.tokens,
                                "recovery_epochs": args.recovery_epochs, "variants": {}}
@@ -127,27 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.recovery_epochs:
             variant["kept_within_1pt_recovered"] = within(rows, dense_dev, "dev_recovered")
         payload["variants"][name] = variant
-    print(markdown(payload))
-    if args.out:
-        print(f"wrote {save_new(args.out, payload)}")
+    print(oneshot_table(payload))
+    save(f"oneshot_{task}", args.out, record, payload)
     return 0
-
-
-def markdown(payload: dict[str, Any]) -> str:
-    """Dev metric per variant and level, the 1-point threshold, seconds per level, 50% size ratio."""
-    columns = [f"{row['sparsity']:.0%}" if row["pattern"] is None else row["pattern"]
-               for row in next(iter(payload["variants"].values()))["rows"]]
-    lines = [f"| {payload['task']} {payload['metric']} (dense {payload['dense']:.3f}) | " + " | ".join(columns)
-             + " | kept within 1 pt | s / level | 50% matrices / file vs dense |", "|---" * (len(columns) + 4) + "|"]
-    for name, variant in payload["variants"].items():
-        cells = [f"{row['dev']:.3f}" for row in variant["rows"]]
-        seconds = sum(row["seconds"] for row in variant["rows"]) / len(variant["rows"])
-        size = variant["sizes"].get("0.5")
-        ratio = (f"{size['matrices_stored_bytes'] / size['matrices_dense_bytes']:.3f} / "
-                 f"{size['file_bytes'] / payload['dense_file_bytes']:.3f}") if size else "-"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {variant['kept_within_1pt']:.0%} | {seconds:.1f} | "
-                     f"{ratio} |")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

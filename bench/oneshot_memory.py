@@ -2,7 +2,7 @@
 first-layer inputs (and the layer arguments they share) of N calibration sequences, and one
 layer's input statistics per method (Wanda: per-feature norms; SparseGPT: H per Linear).
 
-    python -m bench.oneshot_memory --sequences 512 --length 128 --out oneshot_memory
+    python -m bench.oneshot_memory --sequences 512 --length 128 --out bench/results/oneshot_memory.json
 
 The capture is measured on a one-layer model of each shape (its capture pass runs the
 embeddings only; in the BERT layout every layer receives the same mask tensor, so more layers
@@ -12,17 +12,17 @@ add no captured bytes); the statistics are allocated for one layer of the full s
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 import torch
 from transformers import BertConfig, BertModel
 
-from bench.common import provenance, save_new
+from bench.common import add_output_arguments, save, settings
 from ticketbert.models.compute import prunable_linears
 from ticketbert.models.families import find_encoder
 from ticketbert.pruning.oneshot import InputStats, default_forward
 from ticketbert.pruning.oneshot.loop import capture_inputs, captured_bytes
+from ticketbert.provenance import DataRecord
 
 SHAPES = {"minilm": dict(hidden_size=384, intermediate_size=1536, num_attention_heads=12),
           "bert-base": dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12)}
@@ -50,12 +50,11 @@ def measure(shape: dict[str, int], sequences: int, length: int, batch_size: int)
 
 def main(argv: list[str] | None = None) -> int:
     """Captured activations and statistics per model shape; see the module docstring."""
-    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m bench.oneshot_memory", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sequences", type=int, default=512)
     parser.add_argument("--length", type=int, default=128, help="tokens per sequence")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--out", default=None, help="write bench/results/OUT.json (must not exist)")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     rows = {name: measure(shape, args.sequences, args.length, args.batch_size) for name, shape in SHAPES.items()}
@@ -63,10 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| model | " + " | ".join(columns) + " |\n|" + "---|" * (len(columns) + 1))
     for name, row in rows.items():
         print(f"| {name} | " + " | ".join(f"{row[c]:.1f}" for c in columns) + " |")
-    if args.out:
-        payload = {**provenance("bench.oneshot_memory", argv), "sequences": args.sequences, "length": args.length,
-                   "batch_size": args.batch_size, "models": rows}
-        print(f"wrote {save_new(args.out, payload)}")
+    save("oneshot_memory", args.out, DataRecord(None, "random token ids (seeded)", None),
+         {"settings": settings(args), "models": rows})
     return 0
 
 

@@ -3,23 +3,23 @@ unstructured sparsity; GPU (CUDA, compute capability 8.0+): 2:4 weights through
 ``torch.sparse.to_sparse_semi_structured`` in fp16/bf16 against dense. Matrix shapes are
 MiniLM's and BERT-base's attention and FFN Linears, applied to ``--tokens`` tokens.
 
-    python -m bench.sparse_speed --tokens 2048 --out sparse_speed
+    python -m bench.sparse_speed --tokens 2048 --out bench/results/sparse_speed.json
 
-Prints markdown tables; ``--out NAME`` writes ``bench/results/NAME.json`` (a new file) with
-the command, versions, hardware and thread count.
+Prints markdown tables and writes a results file with its provenance (the command, versions,
+hardware and thread count): ``--out``, else a new file under ``bench/runs/``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from bench.common import provenance, save_new
+from bench.common import add_output_arguments, save, settings
+from ticketbert.provenance import DataRecord
 from ticketbert.models.compute import measure_latency
 from ticketbert.pruning.nm_pattern import NMPattern
 from ticketbert.pruning.oneshot.patterns import nm_keep, smallest
@@ -29,6 +29,7 @@ SHAPES = {  # (out_features, in_features) of a layer's Linears
     "bert-base": {"attention": (768, 768), "ffn_in": (3072, 768), "ffn_out": (768, 3072)},
 }
 LEVELS = [0.5, 0.6, 0.7, 0.8, 0.9]
+RANDOM_DATA = DataRecord(None, "random weights and inputs (seeded)", None)
 
 
 def pruned_weight(shape: tuple[int, int], sparsity: float, seed: int, dtype=torch.float32, device="cpu",
@@ -93,12 +94,11 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """CPU CSR and GPU 2:4 latency against dense; see the module docstring."""
-    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m bench.sparse_speed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokens", type=int, default=2048, help="tokens per matmul (batch x sequence length)")
     parser.add_argument("--repeats", type=int, default=10, help="timed repeats per call (median reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--out", default=None, help="write bench/results/OUT.json (must not exist)")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -109,10 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         print(table(gpu["rows"], ["dtype", "model", "matrix", "dense_ms", "semi_structured_ms", "speedup"]))
     else:
         print(f"GPU 2:4 part skipped: {gpu['skipped']}")
-    if args.out:
-        path = save_new(args.out, {**provenance("bench.sparse_speed", argv), "tokens": args.tokens,
-                                   "repeats": args.repeats, "cpu": cpu, "gpu": gpu})
-        print(f"wrote {path}")
+    save("sparse_speed", args.out, RANDOM_DATA, {"settings": settings(args), "tokens": args.tokens, "cpu": cpu,
+                                                 "gpu": gpu})
     return 0
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import ticketbert
-from analysis.labels import approach
+from ticketbert.analysis.labels import approach
 from ticketbert import EarlyBirdPruner, sweep_sparsity
 from ticketbert.config import ConfigError, load_config
 from ticketbert.models.compute import effective_weight, prunable_linears
@@ -19,9 +19,9 @@ from ticketbert.pruning.oneshot import oneshot_prune
 from ticketbert.run import run_tags, run_training
 from ticketbert.tracking import Tracker
 from tests.test_oneshot import batches, encoder, rowwise_keep
-from tune.config import SweepConfig
-from tune.summary import summarize
-from tune.sweep import trial_overrides
+from ticketbert.sweep.config import SweepConfig
+from ticketbert.sweep.summary import summarize
+from ticketbert.sweep.sweep import trial_overrides
 
 
 @pytest.mark.parametrize("method,options", [("sparsegpt", dict(pattern="2:4")), ("wanda", dict(sparsity=0.5)),
@@ -138,3 +138,27 @@ def test_sequential_scores_cannot_be_planned_without_data():
     assert not half.masks and not more.masks  # known once applied to a model
     ticketbert.apply(copy.deepcopy(model), half)
     assert half.masks and not more.masks
+
+
+def oneshot_payload(task, dense, rows, kept, seconds=30.0, examples=512):
+    """A ``bench.oneshot`` results payload with the same rows for wanda and sparsegpt."""
+    rows = [{"sparsity": s, "pattern": p, "dev": d, "seconds": seconds} for s, p, d in rows]
+    variant = {"rows": rows, "kept_within_1pt": kept}
+    return {"task": task, "dense": dense, "calibration_examples": examples,
+            "variants": {"wanda": variant, "sparsegpt": variant,
+                         "magnitude (global)": {"rows": [], "kept_within_1pt": 0.9}}}
+
+
+@pytest.mark.parametrize("sts_24_dev,kept,seconds,expected", [
+    (0.86, 0.5, 30.0, ["met", "met", "not measured", "not measured", "met"]),
+    (0.85, 0.4, 61.0, ["not met", "not met", "not measured", "not measured", "not met"]),
+])
+def test_results_page_goal_verdicts(sts_24_dev, kept, seconds, expected):
+    from bench.pages import oneshot_goals
+
+    runs = [oneshot_payload(t, 0.875, [(0.5, None, 0.87), (0.5, "2:4", sts_24_dev)], kept, seconds)
+            for t in ("sst", "para", "sts")]
+    assert [verdict.split(" (")[0] for _, verdict in oneshot_goals(runs)] == expected
+    partial = dict(oneshot_goals(runs[2:]))
+    assert partial["no retraining: within 1 point at >= 50% unstructured sparsity on SST, Quora and STS"] == \
+        "not measured (sst, para missing)"

@@ -13,9 +13,9 @@ import pytest
 from ticketbert.config import ConfigError, load_config
 from ticketbert.data import SAMPLE_DIR, data_fingerprint
 from ticketbert.run import config_digest
-from tune.config import load_sweep_config
-from tune.instance import open_instance
-from tune.sweep import main
+from ticketbert.sweep.config import load_sweep_config
+from ticketbert.sweep.instance import open_instance
+from ticketbert.sweep.sweep import main
 
 
 def test_data_fingerprint_covers_source_and_file_contents(tmp_path):

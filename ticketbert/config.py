@@ -131,8 +131,9 @@ class PruneConfig(_Strict):
     # N:M semi-structured sparsity ("2:4": at most N non-zero weights in every M consecutive input
     # weights of a row) for magnitude, wanda and sparsegpt; `sparsity` left out is 1 - N/M
     pattern: str | None = None
-    # sparsegpt: columns per block and Hessian damping (fraction of its mean diagonal); None: 128, 0.01
+    # sparsegpt: columns processed per block (None: 128)
     block_size: int | None = Field(None, ge=1)
+    # sparsegpt: Hessian damping, a fraction of its mean diagonal (None: 0.01)
     damping: float | None = Field(None, gt=0.0)
     # when the mask is drawn: after fine-tuning, early in training, or iteratively with rewinding
     mode: Literal["posthoc", "early_bird", "imp"] = "posthoc"

@@ -144,20 +144,21 @@ def run_early_bird(config: RunConfig, model: TicketBertModel, data: dict[str, Ta
                              draws=p.early_bird_draws, data=calibration, model=model, pattern=p.pattern)
     search_scale = None if p.early_bird_search_lr is None else p.early_bird_search_lr / config.train.lr
     hook = EarlyBirdHook(pruner, logger, search_lr_scale=search_scale)
+    run = hook.run
     with pruner:  # training draws' gates come off the model however training ends
         trained = fit(model, data, config.train, pad_id=pad_id, logger=logger, checkpoint_dir=directory / "train",
                       callbacks=[hook])
         final = trained.final
-        if hook.report is None:  # training ended before the ticket settled: prune with the last mask, evaluate that
-            hook.end_search(trained)
-            hook.report = pruner.prune(model)
+        if run.report is None:  # training ended before the ticket settled: prune with the last mask, evaluate that
+            run.end_search(trained.train_flops)
+            run.prune_now(model)
             device = next(model.parameters()).device
             final = evaluate(model, data, pad_id=pad_id, batch_size=config.train.eval_batch_size, device=device,
                              bf16=use_bf16(device, config.train.bf16))
     total = trained.train_flops + pruner.scoring_flops
-    metrics = {**final, **hook.found_metrics(), "total_train_flops": total}
-    if hook.pruned_clock is not None:  # this process saw the ticket: the rest of training is timed
-        metrics["final_seconds"] = time.perf_counter() - hook.pruned_clock
+    metrics = {**final, **run.found_metrics(), "total_train_flops": total}
+    if run.pruned_clock is not None:  # this process saw the ticket: the rest of training is timed
+        metrics["final_seconds"] = time.perf_counter() - run.pruned_clock
     logger.log_dict(metrics, step=len(trained.history))
     return ModeResult(metrics, trained.history, save_pruned(model, directory / "model"))
 

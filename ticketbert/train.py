@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ticketbert.config import ConfigError, load_config
 from ticketbert.data import DataError
-from ticketbert.run import run_training
+from ticketbert.extras import MissingExtra, require
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,9 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. train.lr=1e-5")
     args = parser.parse_args(argv)
     try:
+        require("train", "python -m ticketbert.train")
         config = load_config(args.config, args.overrides)
+        from ticketbert.run import run_training
+
         result = run_training(config)
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, MissingExtra) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

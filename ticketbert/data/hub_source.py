@@ -5,11 +5,13 @@ from __future__ import annotations
 import warnings
 
 from ticketbert.data.examples import DataError, Example
+from ticketbert.extras import require
 from ticketbert.tasks import Task
 
 
 def read_hub_split(task: Task, split: str) -> list[Example]:
     """Examples of ``task``'s ``split`` from its hub dataset (SST-5, GLUE QQP, GLUE STS-B)."""
+    require("data", "reading tasks from the Hugging Face hub")
     from datasets import load_dataset
 
     source = task.hub

@@ -23,7 +23,7 @@ class HubSource:
 
     path: str
     name: str | None
-    splits: dict[str, str]  # our split -> hub split
+    splits: dict[str, str]  # the task's split -> hub split
     text_columns: tuple[str, ...]
     label_column: str
 

@@ -18,8 +18,8 @@ from ticketbert.pruning.oneshot.patterns import nm_keep, select
 
 
 def inverse_factor(hessian: torch.Tensor, damping: float) -> torch.Tensor:
-    """Upper Cholesky factor of ``(H + damping x mean(diag H) x I)^-1``; a feature never seen
-    (zero diagonal) gets unit curvature."""
+    """Upper Cholesky factor of the inverse of ``H`` plus ``damping x mean(diag H)`` on its
+    diagonal; a feature never seen (zero diagonal) gets unit curvature."""
     h = hessian.detach().clone().to(torch.promote_types(hessian.dtype, torch.float32))
     diagonal = h.diagonal()
     diagonal[diagonal == 0] = 1.0

@@ -41,6 +41,7 @@ def load_runs(experiments: list[str], tracking_uri: str | None = None, parent_ru
         "pattern": _column(frame, "tags.pattern").fillna("none"),
         "seed": pd.to_numeric(frame["tags.seed"]).astype(int), "sparsity": frame["tags.sparsity"].astype(float),
         "synthetic": _column(frame, "tags.synthetic_data").fillna("False") == "True",
+        "data_fingerprint": _column(frame, "tags.data_fingerprint").fillna("unknown"),
         "wall_seconds": (frame["end_time"] - frame["start_time"]).dt.total_seconds(),
     })
     for name, kind in PARAMS.items():
