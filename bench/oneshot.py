@@ -22,15 +22,12 @@ from typing import Any
 
 import torch
 
-from bench.common import add_output_arguments, record_data, save, settings
+from bench.common import add_output_arguments, load_fine_tuned, save, settings
 from bench.pages import TOLERANCE, oneshot_table
-from ticketbert.config import load_config
-from ticketbert.models import load_tokenizer
 from ticketbert.models.compute import count_prunable
-from ticketbert.pruning import load_pruned, make_calibration, save_pruned
+from ticketbert.pruning import make_calibration, save_pruned
 from ticketbert.pruning.oneshot import oneshot_prune
 from ticketbert.pruning.sparse_storage import storage_report
-from ticketbert.run import encode_data, read_data
 from ticketbert.training.device import select_device, use_bf16
 from ticketbert.training.evaluate import evaluate
 from ticketbert.training.loop import fit
@@ -73,15 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     add_output_arguments(parser)
     parser.add_argument("overrides", nargs="*", help="dotted.key=value config overrides")
     args = parser.parse_args(argv)
-    data_setting = [f"data.dir={args.data_dir}"] if args.data_dir else []
-    config = load_config(args.config, ["data.train_eval_examples=200", *data_setting, *args.overrides])
-    record = record_data(config)
-    task = config.train.tasks[0]
-    tokenizer = load_tokenizer(config.model.encoder)
-    pad_id = tokenizer.pad_token_id
-    data = encode_data(config, read_data(config), tokenizer)
+    loaded = load_fine_tuned(args)
+    config, record, task, data, pad_id = loaded.config, loaded.record, loaded.task, loaded.data, loaded.pad_id
     device = select_device(config.train.device)
-    dense = load_pruned(args.model).eval().to(device)
+    dense = loaded.model.to(device)
     primary = f"dev/{data[task].task.primary_metric}"
 
     def dev(model) -> float:
