@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,31 @@ def bench_data(tasks: list[str], data_dir: Path | None,
     record = record_data(config)
     tokenizer = load_tokenizer(config.model.encoder)
     return encode_data(config, read_data(config), tokenizer), tokenizer, record
+
+
+@dataclass
+class FineTuned:
+    """A fine-tuned model with the run config, data record, encoded data and padding id of its task."""
+
+    config: RunConfig
+    record: DataRecord
+    task: str
+    data: dict[str, TaskData]
+    pad_id: int
+    model: Any
+
+
+def load_fine_tuned(args: argparse.Namespace) -> FineTuned:
+    """The model in ``args.model`` with the data of ``args.config`` (``args.data_dir`` and
+    ``args.overrides`` applied; 200 train examples evaluated)."""
+    from ticketbert.pruning import load_pruned
+
+    data_setting = [f"data.dir={args.data_dir}"] if args.data_dir else []
+    config = load_config(args.config, ["data.train_eval_examples=200", *data_setting, *args.overrides])
+    record = record_data(config)
+    tokenizer = load_tokenizer(config.model.encoder)
+    data = encode_data(config, read_data(config), tokenizer)
+    return FineTuned(config, record, config.train.tasks[0], data, tokenizer.pad_token_id, load_pruned(args.model).eval())
 
 
 def save(name: str, out: Path | None, data: DataRecord, payload: dict[str, Any]) -> Path:

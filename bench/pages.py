@@ -299,6 +299,101 @@ def early_bird(records: list[dict[str, Any]]) -> str:
     ])
 
 
+ONESHOT_TASKS = ("sst", "para", "sts")
+ONE_SHOT = ("wanda", "sparsegpt")
+TOLERANCE = 0.01  # "within 1 point" of the dense dev metric
+
+
+def oneshot_table(payload: dict[str, Any]) -> str:
+    """A ``bench.oneshot`` file's table: dev metric per variant and level, the 1-point threshold,
+    seconds per level, the 50% matrices' and whole file's saved bytes against dense."""
+    columns = [pct(row["sparsity"]) if row["pattern"] is None else row["pattern"]
+               for row in next(iter(payload["variants"].values()))["rows"]]
+    rows = []
+    for name, variant in payload["variants"].items():
+        seconds = sum(row["seconds"] for row in variant["rows"]) / len(variant["rows"])
+        size = variant["sizes"].get("0.5")
+        ratio = (f"{size['matrices_stored_bytes'] / size['matrices_dense_bytes']:.3f} / "
+                 f"{size['file_bytes'] / payload['dense_file_bytes']:.3f}") if size else "-"
+        rows.append([name, *(f"{row['dev']:.3f}" for row in variant["rows"]), pct(variant["kept_within_1pt"]),
+                     f"{seconds:.1f}", ratio])
+    return table([f"{payload['task']} {payload['metric']} (dense {payload['dense']:.3f})", *columns,
+                  "kept within 1 pt", "s / level", "50%: matrices / file vs dense"], rows)
+
+
+def _drops(payload: dict[str, Any], pattern: str | None, key: str = "dev") -> list[float]:
+    """Dev-metric drops from dense of the one-shot methods' rows at ``pattern`` (None: unstructured)."""
+    return [payload["dense"] - row[key] for name, v in payload["variants"].items() if name in ONE_SHOT
+            for row in v["rows"] if row["pattern"] == pattern and key in row]
+
+
+def oneshot_goals(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Each one-shot goal and its verdict on the ``bench.oneshot`` files ``runs`` (every file of
+    a task must meet it; a task without a file is not measured)."""
+    by_task = {task: [p for p in runs if p["task"] == task] for task in ONESHOT_TASKS}
+    everywhere = [p for found in by_task.values() for p in found]
+
+    def verdict(ok: bool, tasks: tuple[str, ...]) -> str:
+        absent = [t for t in tasks if not by_task[t]]
+        return f"not measured ({', '.join(absent)} missing)" if absent else ("met" if ok else "not met")
+
+    def best(payload: dict[str, Any], key: str) -> float:
+        return max(v.get(key, 0.0) for name, v in payload["variants"].items() if name in ONE_SHOT)
+
+    recovered = [p for p in everywhere if p.get("recovery_epochs", 0) == 1]
+    if len(recovered) < len(everywhere) or any(not found for found in by_task.values()):
+        rec_24 = rec_70 = "not measured (needs every task's file with 1 recovery epoch)"
+    else:
+        rec_24 = verdict(all(any(d <= TOLERANCE for d in _drops(p, "2:4", "dev_recovered")) for p in recovered),
+                         ONESHOT_TASKS)
+        rec_70 = verdict(all(best(p, "kept_within_1pt_recovered") >= 0.7 for p in recovered), ONESHOT_TASKS)
+    seconds = [row["seconds"] for p in everywhere if p["calibration_examples"] >= 512
+               for row in p["variants"].get("sparsegpt", {}).get("rows", [])]
+    return [
+        ("no retraining: within 1 point at >= 50% unstructured sparsity on SST, Quora and STS",
+         verdict(all(best(p, "kept_within_1pt") >= 0.5 for p in everywhere), ONESHOT_TASKS)),
+        ("no retraining: 2:4 within 2 points on STS",
+         verdict(all(any(d <= 2 * TOLERANCE for d in _drops(p, "2:4")) for p in by_task["sts"]), ("sts",))),
+        ("1 recovery epoch: 2:4 within 1 point on all three", rec_24),
+        ("1 recovery epoch: unstructured within 1 point at >= 70%", rec_70),
+        ("SparseGPT on MiniLM with 512 calibration sequences under 60 s",
+         ("met" if max(seconds) < 60 else f"not met ({max(seconds):.0f} s)") if seconds else "not measured"),
+    ]
+
+
+def oneshot(records: list[dict[str, Any]]) -> str:
+    """Goals, dev metric per method and level per task, the loop's memory, sparse-kernel speed."""
+    runs = [r for r in records if "variants" in r]
+    parts = ["Wanda, SparseGPT, per-row and global magnitude, unstructured and 2:4, on fine-tuned models "
+             "without retraining (see the one-shot pruning guide for the methods and options).",
+             "## Goals", table(["goal", "verdict"], [[goal, verdict] for goal, verdict in oneshot_goals(runs)]),
+             "## Dev metric per method and sparsity"]
+    parts += [oneshot_table(run) for run in runs] or ["No `bench.oneshot` results file yet."]
+    for record in (r for r in records if "models" in r):
+        config = record["settings"]
+        columns = list(next(iter(record["models"].values())))
+        parts += [f"## Memory of the layer-wise loop ({config['sequences']} sequences of {config['length']} "
+                  f"tokens, batches of {config['batch_size']}; MiB)",
+                  table(["model", *columns], [[model, *(f"{row[c]:.2f}" for c in columns)]
+                                              for model, row in record["models"].items()])]
+    for record in (r for r in records if "cpu" in r):
+        parts += [f"## CSR sparse against dense matmul on the CPU ({record['tokens']} tokens)",
+                  table(["model", "matrix", "sparsity", "dense ms", "CSR ms", "speedup"],
+                        [[r["model"], r["matrix"], pct(r["sparsity"]), f"{r['dense_ms']:.3f}", f"{r['csr_ms']:.3f}",
+                          x(r["speedup"])] for r in record["cpu"]])]
+        gpu = record["gpu"]
+        parts += [f"## 2:4 semi-structured against dense on {gpu['device']}",
+                  table(["dtype", "model", "matrix", "dense ms", "2:4 ms", "speedup"],
+                        [[r["dtype"], r["model"], r["matrix"], f"{r['dense_ms']:.3f}", f"{r['semi_structured_ms']:.3f}",
+                          x(r["speedup"])] for r in gpu["rows"]])] if "rows" in gpu else \
+            [f"GPU 2:4 part skipped: {gpu['skipped']}."]
+    return "\n\n".join(parts)
+
+
+ONESHOT_SOURCES = tuple(name for name in (*(f"oneshot_{task}" for task in ONESHOT_TASKS), "oneshot_memory",
+                                          "sparse_speed") if (RESULTS / f"{name}.json").is_file())
+
+
 def page_named(name: str) -> Page:
     return next(page for page in PAGES_LIST if page.name == name)
 
@@ -313,6 +408,7 @@ PAGES_LIST = (
     Page("train_throughput", "Training throughput", ("train_throughput",), train_throughput),
     Page("profile_step", "Where a training step spends its time", ("profile_step",), profile_step),
     Page("hf_trainer", "Early-bird in the Hugging Face Trainer", ("hf_trainer",), hf_trainer),
+    Page("oneshot", "One-shot pruning: Wanda, SparseGPT and N:M", ONESHOT_SOURCES, oneshot),
 )
 
 

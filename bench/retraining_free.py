@@ -25,17 +25,15 @@ from typing import Any
 import torch
 from scipy import stats
 
-from bench.common import add_output_arguments, record_data, results_path, save
-from ticketbert.config import PruneConfig, load_config
+from bench.common import add_output_arguments, load_fine_tuned, results_path, save
+from ticketbert.config import PruneConfig
 from ticketbert.measure import prune_and_measure
-from ticketbert.models import load_tokenizer
 from ticketbert.models.families import find_encoder
-from ticketbert.pruning import load_pruned, make_calibration, method_limit, score
+from ticketbert.pruning import make_calibration, method_limit, score
 from ticketbert.pruning.methods import describe
 from ticketbert.pruning.criteria import get_criterion
 from ticketbert.pruning.methods.joint import unit_flops
 from ticketbert.pruning.units import UNIT_KINDS
-from ticketbert.run import encode_data, read_data
 
 LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
 TOLERANCE = 0.01
@@ -124,14 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     add_output_arguments(parser)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    data_setting = [f"data.dir={args.data_dir}"] if args.data_dir else []
-    config = load_config(args.config, ["data.train_eval_examples=200", *data_setting, *args.overrides])
-    record = record_data(config)
-    task = config.train.tasks[0]
-    tokenizer = load_tokenizer(config.model.encoder)
-    data = encode_data(config, read_data(config), tokenizer)
-    pad_id = tokenizer.pad_token_id
-    dense = load_pruned(args.model).eval()
+    loaded = load_fine_tuned(args)
+    config, record, task, data, pad_id, dense = (loaded.config, loaded.record, loaded.task, loaded.data,
+                                                 loaded.pad_id, loaded.model)
     torch.manual_seed(0)
     calibration = make_calibration(data, args.calibration_examples, pad_id=pad_id, seed=config.train.seed)
     dense_metrics = prune_and_measure(dense, score(dense, "ffn", "l1"), 0.0, data, train=config.train, pad_id=pad_id)

@@ -33,8 +33,8 @@ MORE = {
     "train.weight_decay": "AdamW weight decay",
     "train.max_grad_norm": "gradient clipping norm (None: no clipping)",
     "train.seed": "seed of initialisation, batching and subsamples",
-    "prune.method": "what is pruned: magnitude (weights), heads, ffn (neurons), layers, heads+ffn (one budget); "
-                    "none = dense",
+    "prune.method": "what is pruned: magnitude, wanda, sparsegpt (weights), heads, ffn (neurons), layers, "
+                    "heads+ffn (one budget); none = dense",
     "tracking.enabled": "log the run to MLflow",
     "sweep.name": "the sweep's name: its MLflow experiment and its folder under storage",
     "grid.tasks": "tasks of the grid (one dense model per task and seed)",

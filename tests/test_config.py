@@ -96,8 +96,8 @@ def test_overrides_merge_into_file(tmp_path):
 
 def test_installed_package_imports_from_any_directory(tmp_path):
     """Other projects import ``ticketbert``: it must resolve to the package, not a namespace."""
-    code = "import ticketbert, tune, analysis; print(ticketbert.__file__, tune.__file__, analysis.__file__); " \
-           "from ticketbert import EarlyBirdPruner, prune"
+    code = "import ticketbert, ticketbert.sweep, ticketbert.analysis; print(ticketbert.__file__, " \
+           "ticketbert.sweep.__file__, ticketbert.analysis.__file__); from ticketbert import EarlyBirdPruner, prune"
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "None" not in done.stdout

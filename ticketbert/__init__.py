@@ -3,7 +3,8 @@
 Public API (everything else is internal and may change):
 
 - ``prune(model, method, sparsity, *, criterion=None, data=None, loss_fn=None, optimizer=None, ...)
-  -> PruningReport``: any Hugging Face model wrapping a supported encoder, or (magnitude) any module
+  -> PruningReport``: any Hugging Face model wrapping a supported encoder, or (magnitude, wanda,
+  sparsegpt) any module; ``pattern="2:4"`` for N:M sparsity
 - ``score`` / ``plan`` / ``apply``: the three steps of ``prune``, to reuse scores across levels
 - ``method_limit(model, method)``: the largest sparsity a method can reach on a model
 - ``sweep_sparsity(model, data, levels, *, method, ...)``: post-hoc sweep from one dense model

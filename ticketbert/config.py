@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from ticketbert.pruning.methods.description import (CONFIG_OPTIONS, DENSE, GRADIENT_CRITERIA, describe,
                                                     descriptions, import_plugins, is_dense, method_names)
+from ticketbert.pruning.nm_pattern import parse_pattern, pattern_text, resolve_sparsity
 
 TaskName = Literal["sst", "para", "sts"]
 SparsityLevel = Annotated[float, Field(ge=0.0, lt=1.0)]  # fraction of prunable weights removed
@@ -149,7 +150,16 @@ class PruneConfig(_Strict):
     # fraction of prunable encoder weights removed, in [0, 1)
     sparsity: SparsityLevel = 0.0
     criterion: Criterion | None = None  # None: the method's default
-    scope: Literal["global", "layer"] = "global"
+    # which weights or units compete: all at once, within each matrix/layer, or within each output row
+    # (wanda); None: the method's default (see `resolved_scope`)
+    scope: Literal["global", "layer", "row"] | None = None
+    # N:M semi-structured sparsity ("2:4": at most N non-zero weights in every M consecutive input
+    # weights of a row) for magnitude, wanda and sparsegpt; `sparsity` left out is 1 - N/M
+    pattern: str | None = None
+    # sparsegpt: columns processed per block (None: 128)
+    block_size: int | None = Field(None, ge=1)
+    # sparsegpt: Hessian damping, a fraction of its mean diagonal (None: 0.01)
+    damping: float | None = Field(None, gt=0.0)
     # when the mask is drawn: after fine-tuning, early in training, or iteratively with rewinding
     mode: Literal["posthoc", "early_bird", "imp"] = "posthoc"
     # sparsity levels of `python -m ticketbert.posthoc` (its --levels default); no other command reads them
@@ -190,6 +200,21 @@ class PruneConfig(_Strict):
         return PruneConfig.model_validate({**self.model_dump(), **options_not_taken(method), **update,
                                            "method": method})
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sparsity_of_pattern(cls, raw: Any) -> Any:
+        """A pattern with no sparsity given prunes ``1 - N/M``."""
+        if isinstance(raw, dict) and raw.get("pattern") is not None:
+            raw = {**raw, "pattern": pattern_text(raw["pattern"])}
+            if "sparsity" not in raw:
+                raw["sparsity"] = parse_pattern(raw["pattern"]).sparsity
+        return raw
+
+    @property
+    def resolved_scope(self) -> str:
+        """``scope``, or the method's default scope when unset."""
+        return self.scope or describe(self.method).default_scope
+
     @model_validator(mode="after")
     def _method_fits_mode(self) -> "PruneConfig":
         if self.mode != "early_bird":
@@ -201,7 +226,15 @@ class PruneConfig(_Strict):
         described = describe(self.method)
         criterion = described.check_criterion(self.criterion)
         described.check_mode(self.mode)
-        described.check_scope(self.scope)
+        described.check_scope(self.resolved_scope)
+        if self.pattern is not None:
+            nm = parse_pattern(self.pattern)
+            resolve_sparsity(self.sparsity, nm)
+            if self.mode == "imp":
+                raise ValueError(f"pattern: imp grows the sparsity round by round; N:M fixes it at {nm.sparsity:g} "
+                                 f"(use mode posthoc or early_bird)")
+            if self.block_size is not None and self.block_size % nm.m:
+                raise ValueError(f"block_size {self.block_size} is not a multiple of pattern {nm}'s M ({nm.m})")
         described.check_options(**{option: getattr(self, option) for option in CONFIG_OPTIONS
                                    if option in type(self).model_fields})
         if self.early_bird_draws == "training" and criterion not in GRADIENT_CRITERIA:

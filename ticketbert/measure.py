@@ -12,8 +12,8 @@ from typing import Any
 from ticketbert.config import PruneConfig, TrainConfig
 from ticketbert.data import Batch, TaskData, collate
 from ticketbert.models import TicketBertModel
-from ticketbert.models.compute import measure_latency
-from ticketbert.pruning import Calibration, Scores, apply, bake_masks, make_calibration, plan, score
+from ticketbert.models.compute import count_prunable, measure_latency
+from ticketbert.pruning import Calibration, MaskPlan, Scores, apply, bake_masks, make_calibration, plan, score
 from ticketbert.pruning.distill import Distiller
 from ticketbert.tracking import Tracker, closing
 from ticketbert.training.device import select_device, use_bf16
@@ -56,23 +56,29 @@ def compute_metrics(dense: TicketBertModel, pruned: TicketBertModel, task: str, 
 
 
 def prune_and_measure(dense: TicketBertModel, scores: Scores, sparsity: float, data: dict[str, TaskData], *,
-                      train: TrainConfig, pad_id: int, scope: str = "global", recovery_epochs: int = 0,
+                      train: TrainConfig, pad_id: int, scope: str | None = None, recovery_epochs: int = 0,
                       logger=None, first_epoch: int = 1, options: PruneConfig | None = None,
                       calibration: Calibration | None = None) -> dict[str, float]:
     """A pruned copy of ``dense`` at ``sparsity``: repaired (``options.repair``, on
     ``calibration``), recovered (distilled from ``dense`` when ``options.distill_alpha > 0``),
-    evaluated and timed. ``options`` also carries heads+ffn's ``budget`` and ``round_to``."""
+    evaluated and timed. ``options`` also carries heads+ffn's ``budget`` and ``round_to``, and the
+    N:M ``pattern``, ``block_size`` and ``damping`` of the one-shot methods. ``prune_seconds``: the
+    time ``apply`` took (for wanda and sparsegpt, the whole layer-wise calibration loop of this
+    level); ``achieved_sparsity`` after recovery is measured on the recovered weights."""
     options = options or PruneConfig()
     device = select_device(train.device)
     dense.to(device)
     model = copy.deepcopy(dense)
     began = time.perf_counter()
-    prune_plan = plan(scores, sparsity, scope, budget=options.budget, round_to=options.round_to)
+    prune_plan = plan(scores, sparsity, scope, budget=options.budget, round_to=options.round_to,
+                      pattern=options.pattern, block_size=options.block_size, damping=options.damping)
     search_seconds = time.perf_counter() - began
     if options.repair is not None and calibration is None:
         calibration = make_calibration(data, options.calibration_examples, pad_id=pad_id, seed=train.seed)
+    began = time.perf_counter()
     report = apply(model, prune_plan, repair=options.repair, data=calibration)
-    flops: dict[str, float] = {"search_seconds": search_seconds}
+    flops: dict[str, float] = {"search_seconds": search_seconds, "prune_seconds": time.perf_counter() - began}
+    pruned = report.metrics()
     if recovery_epochs:
         distiller = Distiller(dense, options.distill_alpha, options.distill_temperature) if options.distill_alpha else None
         result = fit(model, data, train, pad_id=pad_id, epochs=recovery_epochs, logger=logger,
@@ -80,22 +86,25 @@ def prune_and_measure(dense: TicketBertModel, scores: Scores, sparsity: float, d
         flops["recovery_train_flops"] = result.train_flops
         if distiller is not None:
             flops["recovery_teacher_flops"] = distiller.teacher_flops
+        if isinstance(prune_plan, MaskPlan):  # the sparsity the recovered weights have (masks keep it)
+            pruned["achieved_sparsity"] = 1.0 - count_prunable(model, nonzero=True) / report.prunable_before
     bake_masks(model)  # time the weights as they are, not the mask hook
     metrics = evaluate(model, data, pad_id=pad_id, batch_size=train.eval_batch_size, device=device,
                        bf16=use_bf16(device, train.bf16))
     task, batch = latency_batch(data, pad_id)
-    return {**metrics, **flops, **report.metrics(), **compute_metrics(dense, model, task, batch)}
+    return {**metrics, **flops, **pruned, **compute_metrics(dense, model, task, batch)}
 
 
 def sweep_sparsity(model: TicketBertModel, data: dict[str, TaskData], levels: list[float], *, method: str,
-                   train: TrainConfig, pad_id: int, criterion: str | None = None, scope: str = "global",
+                   train: TrainConfig, pad_id: int, criterion: str | None = None, scope: str | None = None,
                    recovery_epochs: int = 0, calibration_examples: int = 256, tracker: Tracker | None = None,
                    parent_run_id: str | None = None, run_key: str = "sweep",
                    tags: dict[str, Any] | None = None, options: PruneConfig | None = None) -> list[LevelResult]:
     """Prune ``model`` (fine-tuned, left untouched) at every level of ``levels``.
 
-    Importance is scored once; each level gets its own MLflow child run (tags ``method``,
-    ``criterion``, ``sparsity``) with dev/train metrics, ``achieved_sparsity``, ``params``,
+    Importance is scored once (sequential methods, wanda and sparsegpt, run their layer-wise
+    calibration loop per level instead: ``prune_seconds``); each level gets its own MLflow child
+    run (tags ``method``, ``criterion``, ``sparsity``, ``pattern``) with dev/train metrics, ``achieved_sparsity``, ``params``,
     ``flops_per_token``, ``flops_reduction``, ``latency_ms`` and ``speedup`` over the dense model.
     ``options``: repair, heads+ffn's budget and round_to, distillation (a ``PruneConfig``).
     """
@@ -108,8 +117,8 @@ def sweep_sparsity(model: TicketBertModel, data: dict[str, TaskData], levels: li
     scoring_seconds = time.perf_counter() - began
     results = []
     variant = "".join(f"/{k}={v}" for k, v in (("repair", options.repair), ("budget", options.budget),
-                                               ("round_to", options.round_to), ("distill", options.distill_alpha or None))
-                      if v is not None)
+                                               ("round_to", options.round_to), ("distill", options.distill_alpha or None),
+                                               ("pattern", options.pattern)) if v is not None)
     for level in levels:
         logger = None
         if tracker is not None:
@@ -117,7 +126,7 @@ def sweep_sparsity(model: TicketBertModel, data: dict[str, TaskData], levels: li
                                    run_name=f"{method}-{level:g}", parent_run_id=parent_run_id,
                                    tags={**(tags or {}), "mode": "posthoc", "method": method,
                                          "criterion": scores.criterion, "sparsity": level,
-                                         "repair": options.repair or "none"})
+                                         "repair": options.repair or "none", "pattern": options.pattern or "none"})
         with closing(logger):
             metrics = prune_and_measure(model, scores, level, data, train=train, pad_id=pad_id, scope=scope,
                                         recovery_epochs=recovery_epochs, logger=logger, options=options,

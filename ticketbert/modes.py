@@ -29,7 +29,7 @@ from ticketbert.models.compute import count_prunable, flops_per_token
 from ticketbert.pruning import (Scores, attach_masks, load_pruned, make_calibration, needs_data, plan, save_pruned,
                                 score)
 from ticketbert.pruning.early_bird import EarlyBirdPruner
-from ticketbert.pruning.methods import get_method, is_dense
+from ticketbert.pruning.methods import describe, get_method, is_dense
 from ticketbert.training.callbacks import EarlyBirdHook
 from ticketbert.training.device import use_bf16
 from ticketbert.training.evaluate import evaluate
@@ -99,6 +99,9 @@ def cached_scores(directory: Path, model: TicketBertModel, config: RunConfig, da
     method, criterion = config.prune.method, config.prune.criterion
     if not needs_data(method, criterion):
         return score(model, method, criterion)
+    if not describe(method).reuses_scores:  # sequential: nothing to cache, each level runs on the batches
+        return score(model, method, criterion, make_calibration(data, config.prune.calibration_examples,
+                                                                pad_id=pad_id, seed=config.train.seed))
     path = directory / "scores" / f"{method}-{criterion or 'default'}.safetensors"
     with _locked(path.parent):
         if path.is_file():
@@ -121,7 +124,7 @@ def run_posthoc(config: RunConfig, model: TicketBertModel, data: dict[str, TaskD
     scores = cached_scores(dense_dir, dense, config, data, pad_id)
     step = len(history) + config.prune.recovery_epochs
     metrics = prune_and_measure(dense, scores, config.prune.sparsity, data, train=config.train, pad_id=pad_id,
-                                scope=config.prune.scope, recovery_epochs=config.prune.recovery_epochs,
+                                scope=config.prune.resolved_scope, recovery_epochs=config.prune.recovery_epochs,
                                 logger=logger, first_epoch=len(history) + 1, options=config.prune)
     metrics["scoring_flops"] = scores.flops  # 0 when the scores came from the cache
     logger.log_dict(metrics, step=step)
@@ -135,9 +138,10 @@ def run_early_bird(config: RunConfig, model: TicketBertModel, data: dict[str, Ta
     configured epochs (no restart, no new warm-up)."""
     p = config.prune
     calibration = make_calibration(data, p.calibration_examples, pad_id=pad_id, seed=config.train.seed)
-    pruner = EarlyBirdPruner(p.method, p.sparsity, criterion=p.criterion, scope=p.scope, interval=p.early_bird_interval,
+    pruner = EarlyBirdPruner(p.method, p.sparsity, criterion=p.criterion, scope=p.resolved_scope,
+                             interval=p.early_bird_interval,
                              window=p.early_bird_window, epsilon=p.early_bird_epsilon, max_steps=p.early_bird_max_steps,
-                             draws=p.early_bird_draws, data=calibration, model=model)
+                             draws=p.early_bird_draws, data=calibration, model=model, pattern=p.pattern)
     search_scale = None if p.early_bird_search_lr is None else p.early_bird_search_lr / config.train.lr
     hook = EarlyBirdHook(pruner, logger, search_lr_scale=search_scale)
     run = hook.run
@@ -178,7 +182,7 @@ def run_imp(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData]
         if round_number == rounds:
             break
         target = 1.0 - (1.0 - p.sparsity) ** ((round_number + 1) / rounds)
-        masks = plan(score(candidate, p.method), target, p.scope).masks
+        masks = plan(score(candidate, p.method), target, p.resolved_scope).masks
     achieved = 1.0 - sum(int(m.sum()) for m in masks.values()) / count_prunable(candidate, nonzero=False)
     metrics = {**trained.final, "achieved_sparsity": achieved, "total_train_flops": flops}
     logger.log_dict(metrics, step=len(history))

@@ -21,6 +21,7 @@ from ticketbert.config import ConfigError, PruneConfig, RunConfig, format_valida
 from ticketbert.data import DataError
 from ticketbert.extras import MissingExtra, require
 from ticketbert.pruning.methods.description import describe, method_names
+from ticketbert.pruning.nm_pattern import parse_pattern
 
 DEFAULT_LEVELS = [round(0.1 * i, 1) for i in range(10)]
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="the run config the model was trained with (data, train)")
     parser.add_argument("--model", type=Path, required=True, help="a fine-tuned model directory (save_pruned)")
     parser.add_argument("--methods", nargs="+", default=["magnitude", "heads", "ffn", "layers"],
-                        help="registered pruning methods (default: magnitude heads ffn layers)")
+                        help=f"any of {', '.join(method_names())}")
     parser.add_argument("--criterion", action="append", default=[], metavar="METHOD=CRITERION",
                         help="criterion per method, e.g. heads=loss_increment (default: the method's usual)")
     parser.add_argument("--levels", default=None,
@@ -143,21 +144,25 @@ def run_posthoc(plan: PosthocPlan) -> int:
                            tags=tags, params=config.model_dump(mode="json"))
     with closing(parent):
         for method in plan.methods:
+            options = plan.options[method]
             limit = method_limit(model, method)
             levels = [level for level in plan.levels if level <= limit + 1e-9]
             skipped = [level for level in plan.levels if level > limit + 1e-9]
+            if options.pattern is not None:  # N:M fixes the level
+                levels, skipped = [parse_pattern(options.pattern).sparsity], []
             if skipped:
                 print(f"{method}: levels {skipped} exceed its maximum {limit:.1%}; skipped")
-            options = plan.options[method]
             results = sweep_sparsity(model, data, levels, method=method, criterion=options.criterion,
                                      train=config.train, pad_id=tokenizer.pad_token_id,
                                      calibration_examples=config.prune.calibration_examples, tracker=tracker,
                                      parent_run_id=parent.run_id, run_key=parent.run_id, tags=tags,
                                      recovery_epochs=config.prune.recovery_epochs, options=options)
+            label = f"{method} {options.pattern}" if options.pattern else method
             for result in results:
                 shown = {k: round(v, 4) for k, v in result.metrics.items()
-                         if k.startswith("dev/") and not k.endswith("loss") or k in ("achieved_sparsity", "speedup")}
-                print(f"{method} {result.sparsity:.2f}: {shown}", flush=True)
+                         if k.startswith("dev/") and not k.endswith("loss")
+                         or k in ("achieved_sparsity", "speedup", "prune_seconds")}
+                print(f"{label} {result.sparsity:.2f}: {shown}", flush=True)
     return 0
 
 

@@ -39,7 +39,8 @@ def run_dir(config: RunConfig) -> Path:
 
 
 def run_tags(config: RunConfig) -> dict[str, Any]:
-    """The standard tags of a run: task, mode, method, criterion, sparsity, seed, and its data
+    """The standard tags of a run: task, mode, method, criterion, sparsity, pattern (N:M or
+    "none"), seed, and its data
     (source, fingerprint, ``synthetic_data``)."""
     pruned = not is_dense(config.prune.method)
     source = resolve_source(config.data).source
@@ -49,6 +50,7 @@ def run_tags(config: RunConfig) -> dict[str, Any]:
         "method": config.prune.method,
         "criterion": config.prune.criterion or "",
         "sparsity": config.prune.sparsity if pruned else 0.0,
+        "pattern": (config.prune.pattern or "none") if pruned else "none",
         "seed": config.train.seed,
         "data_source": source,
         "data_fingerprint": data_fingerprint(config.data, config.train.tasks),

@@ -22,21 +22,25 @@ def metric_name(task: str) -> str:
     return f"{TASK_NAMES.get(task, task)} {METRIC_NAMES.get(primary, primary)}"
 
 
-def approach(mode: str, method: str, criterion: str, recovery_epochs: float | None = None) -> str:
-    """'post-hoc ffn (taylor)', 'post-hoc + 1 recovery epoch magnitude (l1)', 'early-bird heads (l1)', 'dense'."""
+def approach(mode: str, method: str, criterion: str, recovery_epochs: float | None = None,
+             pattern: str | None = None) -> str:
+    """'post-hoc ffn (taylor)', 'post-hoc + 1 recovery epoch magnitude (l1)', 'early-bird heads (l1)',
+    'post-hoc wanda 2:4 (activation)' (an N:M ``pattern``), 'dense'."""
     if mode == "dense" or is_dense(method):
         return "dense"
     name = MODE_NAMES.get(mode, mode)
     if mode == "posthoc" and recovery_epochs is not None and not pd.isna(recovery_epochs) and recovery_epochs > 0:
         count = int(recovery_epochs)
         name += f" + {count} recovery epoch{'s' if count > 1 else ''}"
-    return f"{name} {method}" + (f" ({criterion})" if criterion else "")
+    shape = f" {pattern}" if pattern and pattern != "none" and not pd.isna(pattern) else ""
+    return f"{name} {method}{shape}" + (f" ({criterion})" if criterion else "")
 
 
 def with_approach(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` with an ``approach`` column (see ``approach``)."""
     recovery = runs["prune.recovery_epochs"] if "prune.recovery_epochs" in runs else pd.Series(None, index=runs.index)
+    patterns = runs["pattern"] if "pattern" in runs else pd.Series(None, index=runs.index)
     runs = runs.copy()
-    runs["approach"] = [approach(m, me, c, r) for m, me, c, r in
-                        zip(runs["mode"], runs["method"], runs["criterion"], recovery)]
+    runs["approach"] = [approach(m, me, c, r, p) for m, me, c, r, p in
+                        zip(runs["mode"], runs["method"], runs["criterion"], recovery, patterns)]
     return runs

@@ -18,7 +18,8 @@ PARAMS = {"prune.recovery_epochs": int, "prune.imp_rounds": int, "prune.early_bi
 def load_runs(experiments: list[str], tracking_uri: str | None = None, parent_run_id: str | None = None) -> pd.DataFrame:
     """Finished training and pruning runs of ``experiments`` with their tags, final metrics and wall time.
 
-    Columns: run_id, experiment_id, task, mode (dense, posthoc, early_bird, imp), method, criterion, seed (int),
+    Columns: run_id, experiment_id, task, mode (dense, posthoc, early_bird, imp), method, criterion, pattern (N:M or
+    "none"), seed (int),
     sparsity (target), synthetic (bool), wall_seconds, the ``PARAMS`` above and every logged metric
     (``dev/...``, ``train/...``, ``achieved_sparsity``, ``speedup`` ...; the last value of each).
     Sweep parent runs are dropped; ``parent_run_id`` keeps only that sweep's trials.
@@ -37,6 +38,7 @@ def load_runs(experiments: list[str], tracking_uri: str | None = None, parent_ru
     runs = pd.DataFrame({
         "run_id": frame["run_id"], "experiment_id": frame["experiment_id"], "task": frame["tags.task"], "mode": frame["tags.mode"].fillna("dense"),
         "method": frame["tags.method"].fillna("none"), "criterion": _column(frame, "tags.criterion").fillna(""),
+        "pattern": _column(frame, "tags.pattern").fillna("none"),
         "seed": pd.to_numeric(frame["tags.seed"]).astype(int), "sparsity": frame["tags.sparsity"].astype(float),
         "synthetic": _column(frame, "tags.synthetic_data").fillna("False") == "True",
         "data_fingerprint": _column(frame, "tags.data_fingerprint").fillna("unknown"),

@@ -28,18 +28,21 @@ def _model_class(config):
     return AutoModel
 
 
-def load_structured(path: str | Path) -> PreTrainedModel:
+def load_structured(path: str | Path, state: dict[str, torch.Tensor] | None = None) -> PreTrainedModel:
     """A Hugging Face model saved by ``save_pretrained``, pruned or not: a config recording
     per-layer heads and FFN widths (``ticketbert_structure``) is rebuilt at those shapes first.
-    The class is the one saved (a task model comes back as that task model)."""
+    The class is the one saved (a task model comes back as that task model). ``state``: the
+    weights to load instead of the directory's ``model.safetensors``."""
     config = AutoConfig.from_pretrained(path)
     structure = getattr(config, STRUCTURE_KEY, None)
-    if structure is None:
+    if structure is None and state is None:
         return _model_class(config).from_pretrained(path)
     cls = _model_class(config)
     model = AutoModel.from_config(config) if cls is AutoModel else cls._from_config(config)
-    apply_structure(require_encoder(model, "a saved structure"), structure)
-    state = load_file(str(Path(path) / "model.safetensors"))
+    if structure is not None:
+        apply_structure(require_encoder(model, "a saved structure"), structure)
+    if state is None:
+        state = load_file(str(Path(path) / "model.safetensors"))
     missing, unexpected = model.load_state_dict(state, strict=False)
     model.tie_weights()
     own = model.state_dict()
@@ -52,10 +55,11 @@ def load_structured(path: str | Path) -> PreTrainedModel:
     return model.eval()
 
 
-def load_encoder(name: str) -> PreTrainedModel:
+def load_encoder(name: str, state: dict[str, torch.Tensor] | None = None) -> PreTrainedModel:
     """A BERT-family encoder without its pooler (ticketbert pools itself): the bundled MiniLM,
-    a hub id or a directory (one written by ``save_pruned`` reloads at its pruned shapes)."""
-    encoder = load_structured(resolve_encoder(name)).base_model
+    a hub id or a directory (one written by ``save_pruned`` reloads at its pruned shapes;
+    ``state``: see ``load_structured``)."""
+    encoder = load_structured(resolve_encoder(name), state).base_model
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None
     return encoder.eval()  # as from_pretrained returns it

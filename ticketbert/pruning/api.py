@@ -20,10 +20,11 @@ from torch import nn
 from ticketbert.models.compute import FLOPS_SEQ_LEN, count_parameters, count_prunable, flops_per_token
 from ticketbert.models.families import require_encoder
 from ticketbert.models.structure import Cut
-from ticketbert.pruning.calibration import Calibration, LossFn, as_calibration
-from ticketbert.pruning.criteria import get_criterion, normalize_per_layer
+from ticketbert.pruning.calibration import Calibration, ForwardFn, LossFn, as_calibration
+from ticketbert.pruning.criteria import WeightCriterion, get_criterion, normalize_per_layer
 from ticketbert.pruning.methods import describe, get_method
 from ticketbert.pruning.methods.base import JointPlan, MaskPlan, Plan, Scores, UnitPlan
+from ticketbert.pruning.nm_pattern import parse_pattern, resolve_sparsity
 from ticketbert.pruning.optim import slice_optimizer
 from ticketbert.pruning.repair import REPAIRS, RepairResult, repair_lstsq
 
@@ -111,44 +112,60 @@ def method_limit(model: nn.Module, method: str) -> float:
 
 def score(model: nn.Module, method: str, criterion: str | None = None, data: Any = None, *,
           loss_fn: LossFn | None = None, normalize: bool = False, calibration_examples: int = 256,
-          pad_id: int = 0, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Scores:
+          pad_id: int = 0, include: Sequence[str] = (), exclude: Sequence[str] = (),
+          forward_fn: ForwardFn | None = None) -> Scores:
     """Score every unit of ``method`` under ``criterion`` (default: the method's usual one).
 
     Gradient and loss criteria (``taylor``, ``loss_increment``) read ``data``: any iterable of
     batches (a list, a DataLoader) with ``loss_fn(model, batch) -> loss`` (default for Hugging
     Face models called with labels: ``model(**batch).loss``), a ``Calibration``, or ticketbert's
-    ``{task: TaskData}``. ``include`` / ``exclude`` (magnitude only): module-name patterns added
-    to / removed from the prunable set.
+    ``{task: TaskData}``. ``wanda`` and ``sparsegpt`` read inputs only, through
+    ``forward_fn(model, batch)`` (default ``model(**batch)``; ``model(task, batch)`` for
+    ticketbert's batches); being sequential, their scores only keep the batches (see ``apply``).
+    ``include`` / ``exclude`` (magnitude only): module-name patterns added to / removed from the
+    prunable set.
     """
     criterion = resolve_criterion(method, criterion)
     described = describe(method)
     described.check_options(include=(include or exclude) or None, normalize=normalize or None)
     calibration = None
     if get_criterion(criterion).needs_data:
+        if data is None and isinstance(get_criterion(criterion), WeightCriterion):
+            raise ValueError(f"method {method!r} reads calibration inputs: pass data= (batches; no labels needed)")
         if data is None:
             raise ValueError(f"method {method!r} with criterion {criterion!r} measures a loss: pass data= (batches) "
                              f"and, unless model(**batch).loss works, loss_fn=; or use criterion='l1' (no data)")
-        calibration = as_calibration(data, loss_fn, examples=calibration_examples, pad_id=pad_id)
+        calibration = as_calibration(data, loss_fn, examples=calibration_examples, pad_id=pad_id,
+                                     forward_fn=forward_fn)
     scores = described.method().score(model, criterion, calibration, include=include, exclude=exclude)
     if normalize:
         scores.values = normalize_per_layer(scores.values)
     return scores
 
 
-def plan(scores: Scores, sparsity: float, scope: str = "global",
+def plan(scores: Scores, sparsity: float | None, scope: str | None = None,
          exclude: dict[int, list[int]] | None = None, *, budget: str | None = None,
-         round_to: int | None = None) -> Plan:
+         round_to: int | None = None, pattern: str | None = None, block_size: int | None = None,
+         damping: float | None = None) -> Plan:
     """Which units (or weights) go to reach ``sparsity``: the lowest-scored first, over the
-    whole encoder (``global``) or the same share in every layer (``layer``). Units in
-    ``exclude`` are already gone and count towards the target.
+    whole encoder (``global``), the same share in every layer or matrix (``layer``) or in every
+    output row (``row``); ``scope`` None is the method's default. Units in ``exclude`` are
+    already gone and count towards the target.
 
     ``heads+ffn`` only: ``budget`` ``"flops"`` (default: ``sparsity`` is the fraction of FLOPs per
     token removed) or ``"weights"`` (the fraction of prunable weights), and ``round_to`` (keep a
-    multiple of that many FFN neurons in every layer)."""
-    check_sparsity(sparsity)
+    multiple of that many FFN neurons in every layer). ``magnitude``, ``wanda``, ``sparsegpt``:
+    ``pattern`` ``"N:M"`` (``sparsity`` None or ``1 - N/M``). ``sparsegpt``: ``block_size`` and
+    ``damping`` (see ``ticketbert.pruning.oneshot``)."""
     described = describe(scores.method)
-    described.check_options(budget=budget, round_to=round_to)
-    options = {k: v for k, v in (("budget", budget), ("round_to", round_to)) if v is not None}
+    sparsity = resolve_sparsity(sparsity, parse_pattern(pattern))
+    check_sparsity(sparsity)
+    described.check_options(budget=budget, round_to=round_to, pattern=pattern, block_size=block_size,
+                            damping=damping)
+    scope = scope or described.default_scope
+    described.check_scope(scope)
+    options = {k: v for k, v in (("budget", budget), ("round_to", round_to), ("pattern", pattern),
+                                 ("block_size", block_size), ("damping", damping)) if v is not None}
     return described.method().plan(scores, sparsity, scope, exclude, **options)
 
 
@@ -196,30 +213,36 @@ def apply(model: nn.Module, prune_plan: Plan, *, optimizer: torch.optim.Optimize
         flops_per_token_after=flops_per_token(model, FLOPS_SEQ_LEN), cuts=cuts, repair=repaired)
 
 
-def prune(model: nn.Module, method: str, sparsity: float, *, criterion: str | None = None,
-          scope: str = "global", data: Any = None, loss_fn: LossFn | None = None, steps: int = 1,
+def prune(model: nn.Module, method: str, sparsity: float | None = None, *, criterion: str | None = None,
+          scope: str | None = None, data: Any = None, loss_fn: LossFn | None = None, steps: int = 1,
           normalize: bool = False, pad_id: int = 0, include: Sequence[str] = (), exclude: Sequence[str] = (),
           optimizer: torch.optim.Optimizer | None = None, budget: str | None = None, round_to: int | None = None,
-          repair: str | None = None) -> PruningReport:
+          repair: str | None = None, pattern: str | None = None, block_size: int | None = None,
+          damping: float | None = None, forward_fn: ForwardFn | None = None) -> PruningReport:
     """Prune ``model`` in place to ``sparsity`` with ``method`` and return a PruningReport.
 
-    ``method``: ``magnitude`` (unstructured L1 on any module, ``scope`` global or per matrix),
-    ``heads``, ``ffn``, ``layers`` or ``heads+ffn`` (one budget over heads and FFN neurons;
-    ``budget`` and ``round_to``: see ``plan``), physically removed from the encoder inside
-    ``model``. ``data`` / ``loss_fn``: see ``score``. ``steps > 1`` re-scores structured units
+    ``method``: ``magnitude`` (unstructured L1 on any module, ``scope`` global, per matrix or
+    per row), ``wanda`` / ``sparsegpt`` (one-shot, activation-aware, from calibration inputs
+    ``data`` run through ``forward_fn``; see ``ticketbert.pruning.oneshot``), ``heads``, ``ffn``,
+    ``layers`` or ``heads+ffn`` (one budget over heads and FFN neurons; ``budget`` and
+    ``round_to``: see ``plan``), physically removed from the encoder inside ``model``.
+    ``pattern="N:M"`` (magnitude, wanda, sparsegpt): N:M sparsity, ``sparsity`` left out or
+    ``1 - N/M``. ``data`` / ``loss_fn``: see ``score``. ``steps > 1`` re-scores structured units
     between steps (iterative pruning), the removed ones gated off meanwhile. ``optimizer`` and
     ``repair``: see ``apply``.
     """
+    sparsity = resolve_sparsity(sparsity, parse_pattern(pattern))
     check_sparsity(sparsity)
     described = describe(method)
+    described.check_options(pattern=pattern, block_size=block_size, damping=damping)
     check_repair(method, repair)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     described.check_options(steps=steps if steps > 1 else None, normalize=normalize or None)
-    kwargs = dict(loss_fn=loss_fn, normalize=normalize, pad_id=pad_id)
+    kwargs = dict(loss_fn=loss_fn, normalize=normalize, pad_id=pad_id, forward_fn=forward_fn)
     if repair is not None and data is not None:
         data = as_calibration(data, loss_fn, pad_id=pad_id)
-    options = dict(budget=budget, round_to=round_to)
+    options = dict(budget=budget, round_to=round_to, pattern=pattern, block_size=block_size, damping=damping)
     repairing = dict(repair=repair, data=data, loss_fn=loss_fn)
     if steps == 1:
         scores = score(model, method, criterion, data, include=include, exclude=exclude, **kwargs)

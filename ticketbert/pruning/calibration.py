@@ -20,6 +20,7 @@ from torch import nn
 from ticketbert.data import Batch, TaskData, collate
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
+ForwardFn = Callable[[nn.Module, Any], Any]  # runs the model on a batch; inputs only
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -93,6 +94,7 @@ class Calibration:
 
     batches: list[Any]
     loss_fn: LossFn = hf_loss
+    forward_fn: ForwardFn | None = None  # activation-aware methods' forward (None: their default)
 
     def __post_init__(self) -> None:
         if not self.batches:
@@ -138,15 +140,20 @@ def make_calibration(data: dict[str, TaskData], examples: int = 256, *, pad_id: 
 
 
 def as_calibration(data: Any, loss_fn: LossFn | None = None, *, max_batches: int | None = None,
-                   examples: int = 256, pad_id: int = 0, seed: int = 0) -> Calibration:
+                   examples: int = 256, pad_id: int = 0, seed: int = 0,
+                   forward_fn: ForwardFn | None = None) -> Calibration:
     """Calibration from what a user has: a Calibration, ticketbert's ``{task: TaskData}``, or
-    any iterable of batches (a list, a DataLoader; the first ``max_batches`` are kept)."""
+    any iterable of batches (a list, a DataLoader; the first ``max_batches`` are kept).
+    ``loss_fn`` / ``forward_fn`` given replace the data's own."""
     if isinstance(data, Calibration):
-        return data if loss_fn is None else Calibration(data.batches, loss_fn)
-    if isinstance(data, Mapping) and data and all(isinstance(v, TaskData) for v in data.values()):
+        calibration = data
+    elif isinstance(data, Mapping) and data and all(isinstance(v, TaskData) for v in data.values()):
         calibration = make_calibration(dict(data), examples, pad_id=pad_id, seed=seed)
-        return calibration if loss_fn is None else Calibration(calibration.batches, loss_fn)
-    if isinstance(data, (Mapping, torch.Tensor, str)) or not isinstance(data, Iterable):
+    elif isinstance(data, (Mapping, torch.Tensor, str)) or not isinstance(data, Iterable):
         raise TypeError(f"data must be an iterable of batches (a list or DataLoader), a Calibration or a "
                         f"dict of TaskData, got {type(data).__name__}")
-    return Calibration(list(itertools.islice(data, max_batches)), loss_fn or hf_loss)
+    else:
+        calibration = Calibration(list(itertools.islice(data, max_batches)))
+    if loss_fn is None and forward_fn is None:
+        return calibration
+    return Calibration(calibration.batches, loss_fn or calibration.loss_fn, forward_fn or calibration.forward_fn)

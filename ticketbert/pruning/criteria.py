@@ -218,7 +218,21 @@ class LossIncrement(Criterion):
         return 1 + sum(s.numel() for s in scores)
 
 
-CRITERIA: dict[str, Criterion] = {c.name: c for c in (L1(), Taylor(), LossIncrement(), Fisher(), FisherBatch())}
+class WeightCriterion(Criterion):
+    """A criterion of single weights, computed inside its method's layer-wise calibration loop
+    (``ticketbert.pruning.oneshot``): ``activation`` (Wanda: |W_ij| x ||X_j||) and ``obs``
+    (SparseGPT: w^2 / [H^-1]_jj^2). It ranks no structured units."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, model, encoder, unit, calibration):
+        raise ValueError(f"criterion {self.name!r} scores single weights in the layer-wise calibration loop, "
+                         f"not units ({unit.name})")
+
+
+CRITERIA: dict[str, Criterion] = {c.name: c for c in (L1(), Taylor(), LossIncrement(), Fisher(), FisherBatch(),
+                                                      WeightCriterion("activation"), WeightCriterion("obs"))}
 
 
 def get_criterion(name: str) -> Criterion:

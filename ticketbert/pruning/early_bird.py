@@ -32,6 +32,7 @@ from ticketbert.pruning.criteria import get_criterion
 from ticketbert.pruning.methods import describe, get_method
 from ticketbert.pruning.methods.description import GRADIENT_CRITERIA
 from ticketbert.pruning.methods.base import MaskPlan, Plan, Scores, UnitPlan
+from ticketbert.pruning.nm_pattern import parse_pattern, resolve_sparsity
 from ticketbert.pruning.training_draws import TrainingGates
 
 DRAWS = ("auto", "training", "calibration")
@@ -80,9 +81,10 @@ class EarlyBirdPruner:
     also the sparsity against the method's maximum.
     """
 
-    def __init__(self, method: str, sparsity: float, *, criterion: str | None = None, scope: str = "global",
+    def __init__(self, method: str, sparsity: float | None, *, criterion: str | None = None, scope: str | None = None,
                  interval: int = 20, window: int = 5, epsilon: float = 0.1, max_steps: int | None = None,
-                 draws: str = "auto", data=None, loss_fn: LossFn | None = None, model: nn.Module | None = None):
+                 draws: str = "auto", data=None, loss_fn: LossFn | None = None, model: nn.Module | None = None,
+                 pattern: str | None = None):
         if interval < 1 or window < 1 or not 0 < epsilon <= 1:
             raise ValueError(f"interval and window must be >= 1 and epsilon in (0, 1]; got interval {interval}, "
                              f"window {window}, epsilon {epsilon}")
@@ -90,14 +92,17 @@ class EarlyBirdPruner:
             raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
         described = describe(method)
         described.check_mode("early_bird")
+        described.check_options(pattern=pattern)
+        scope = scope or described.default_scope
         described.check_scope(scope)
+        sparsity = resolve_sparsity(sparsity, parse_pattern(pattern))
         check_sparsity(sparsity)
         self.criterion = resolve_criterion(method, criterion)
         self.draws = resolve_draws(self.criterion, draws)
         if self.draws == "calibration" and data is None:
             raise ValueError(f"method {method!r} with criterion {self.criterion!r} draws masks from a loss: pass data= "
                              f"(batches) and, unless model(**batch).loss works, loss_fn=; or use criterion='l1'")
-        self.method, self.sparsity, self.scope = method, sparsity, scope
+        self.method, self.sparsity, self.scope, self.pattern = method, sparsity, scope, pattern
         self.gates: TrainingGates | None = None  # training draws: the gates on the model while it trains
         self.interval, self.window, self.epsilon, self.max_steps = interval, window, epsilon, max_steps
         self.data = as_calibration(data, loss_fn) if data is not None else None
@@ -166,7 +171,7 @@ class EarlyBirdPruner:
 
     def draw(self, model: nn.Module) -> Plan:
         """The mask the model's weights (or the gradients gathered since the last draw) give."""
-        return plan(self.scores(model), self.sparsity, self.scope)
+        return plan(self.scores(model), self.sparsity, self.scope, pattern=self.pattern)
 
     def step(self, model: nn.Module) -> bool:
         """Count one optimizer step (call it after the step); training draws fold the step's gate

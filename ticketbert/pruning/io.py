@@ -7,6 +7,11 @@ Layout of a saved directory:
 - a TicketBertModel: its encoder so in ``encoder/``, plus ``heads.safetensors`` and ``ticketbert.json``;
 - any other module: ``model.safetensors`` (its state dict); reload with ``load_pruned(path, model=...)``;
 - ``masks.safetensors`` when unstructured masks are attached, so that reloaded masks stay enforced.
+
+``compress=True`` stores each masked matrix as its kept values plus a bitmask in
+``sparse.safetensors`` (``ticketbert.pruning.sparse_storage``) instead of densely in the state
+file, and no ``masks.safetensors`` (the bitmasks are the masks); only ``load_pruned`` reads
+that layout back (``from_pretrained`` would miss those matrices).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from ticketbert.models.encoder import load_encoder, load_structured
 from ticketbert.models.families import find_encoder
 from ticketbert.models.model import TicketBertModel
 from ticketbert.models.structure import record_structure
-from ticketbert.pruning.masks import attach_masks, attached_masks, bake_masks
+from ticketbert.pruning.masks import attach_masks, attached_masks, bake_masks, pruning_root
+from ticketbert.pruning.sparse_storage import SparseMatrix, read_sparse, write_sparse
 from ticketbert.tasks import get_task
 
 MASKS_FILE = "masks.safetensors"
@@ -47,36 +53,65 @@ def _load_masks(model: nn.Module, path: Path) -> nn.Module:
     return model
 
 
-def _save_plain(model: nn.Module, path: Path) -> None:
-    """``model`` with masks baked and structure recorded: ``save_pretrained`` or a state dict."""
+def _state_key(model: nn.Module, mask_key: str) -> str:
+    """The name in ``model.state_dict()`` of the weight masked under ``mask_key``."""
+    root = pruning_root(model)
+    prefix = next(name for name, module in model.named_modules() if module is root)
+    return f"{prefix}.{mask_key}" if prefix else mask_key
+
+
+def _sparse_matrices(model: nn.Module) -> list[SparseMatrix]:
+    """Every masked matrix of ``model`` (masks still attached) as kept values and a bitmask."""
+    root = pruning_root(model)
+    return [SparseMatrix.encode(_state_key(model, key), key, root.get_submodule(key.removesuffix(".weight")).weight_orig,
+                                mask) for key, mask in attached_masks(model).items()]
+
+
+def _save_plain(model: nn.Module, path: Path, compress: bool = False) -> None:
+    """``model`` with masks baked and structure recorded: ``save_pretrained`` or a state dict;
+    ``compress``: masked matrices in the sparse file instead."""
     for module in model.modules():  # the masked weight a forward left behind is a graph node: no deepcopy
         if hasattr(module, "weight_mask"):
             module.weight = (module.weight_orig * module.weight_mask).detach()
     plain = copy.deepcopy(model)
+    sparse = _sparse_matrices(plain) if compress else []
     bake_masks(plain)
     encoder = find_encoder(plain, strict=False)
     if encoder is not None:
         record_structure(encoder)
+    dropped = {m.key for m in sparse}
+    state = {k: v for k, v in plain.state_dict().items() if k not in dropped}
     if isinstance(plain, PreTrainedModel):
-        plain.save_pretrained(path)
+        plain.save_pretrained(path, state_dict=state)
     else:
-        save_file(_contiguous(plain.state_dict()), str(path / STATE_FILE))
+        save_file(_contiguous(state), str(path / STATE_FILE))
+    if sparse:
+        write_sparse(sparse, path)
 
 
-def save_pruned(model: nn.Module, path: str | Path) -> Path:
-    """Save a (pruned) model to directory ``path``; ``load_pruned`` reloads it."""
+def _with_sparse(state: dict, path: Path) -> tuple[dict, dict]:
+    """``state`` completed by the sparse file's matrices, and their masks (empty without one)."""
+    matrices = read_sparse(path)
+    return {**state, **{m.key: m.decode() for m in matrices}}, {m.mask_key: m.keep for m in matrices}
+
+
+def save_pruned(model: nn.Module, path: str | Path, compress: bool = False) -> Path:
+    """Save a (pruned) model to directory ``path``; ``load_pruned`` reloads it. ``compress``:
+    masked matrices as kept values + bitmask (``storage_report`` gives the bytes)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     if isinstance(model, TicketBertModel):
         (path / "encoder").mkdir(exist_ok=True)
-        _save_plain(model.encoder, path / "encoder")
-        _save_masks(model, path / "encoder")
+        _save_plain(model.encoder, path / "encoder", compress)
+        if not compress:
+            _save_masks(model, path / "encoder")
         save_file(_contiguous(model.heads.state_dict()), str(path / HEADS_FILE))
         meta = {"tasks": model.tasks, "model": model.config.model_dump(mode="json")}
         (path / META_FILE).write_text(json.dumps(meta, indent=2))
     else:
-        _save_plain(model, path)
-        _save_masks(model, path)
+        _save_plain(model, path, compress)
+        if not compress:
+            _save_masks(model, path)
     return path
 
 
@@ -85,12 +120,14 @@ def load_pruned(path: str | Path, model: nn.Module | None = None) -> nn.Module:
     A module that is neither a Hugging Face model nor a TicketBertModel is loaded into ``model``."""
     path = Path(path)
     if model is not None:
-        model.load_state_dict(load_file(str(path / STATE_FILE)), strict=True)
+        state, masks = _with_sparse(load_file(str(path / STATE_FILE)), path)
+        model.load_state_dict(state, strict=True)
+        attach_masks(model, masks)
         return _load_masks(model, path)
     if (path / META_FILE).is_file():
         meta = json.loads((path / META_FILE).read_text())
         config = ModelConfig.model_validate(meta["model"])
-        encoder = _load_masks(load_encoder(str(path / "encoder")), path / "encoder")
+        encoder = _load_masks(_load_hf(path / "encoder", load_encoder), path / "encoder")
         heads = {name: get_task(name).build_head(encoder.config.hidden_size, config) for name in meta["tasks"]}
         loaded = TicketBertModel(encoder, heads, config)
         loaded.heads.load_state_dict(load_file(str(path / HEADS_FILE)), strict=True)
@@ -98,4 +135,15 @@ def load_pruned(path: str | Path, model: nn.Module | None = None) -> nn.Module:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: no config.json (a Hugging Face model) or {META_FILE}; a plain module's "
                                 f"weights load with load_pruned(path, model=<an instance>)")
-    return _load_masks(load_structured(path), path)
+    return _load_masks(_load_hf(path, load_structured), path)
+
+
+def _load_hf(path: Path, loader) -> nn.Module:
+    """``loader(path)`` (``load_structured`` or ``load_encoder``), completed by a sparse file's
+    matrices and their masks when ``path`` holds one."""
+    if not read_sparse(path):
+        return loader(str(path))
+    state, masks = _with_sparse(load_file(str(path / STATE_FILE)), path)
+    model = loader(str(path), state=state)
+    attach_masks(model, masks)
+    return model

@@ -11,7 +11,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ticketbert.config import (ConfigError, Criterion, PruneConfig, PruneMethod, RunConfig, SparsityLevel, TaskName,
                                _Strict, merge, parse_overrides, read_yaml, unique, validate)
-from ticketbert.pruning.methods.description import describe, is_dense, method_names
+from ticketbert.pruning.methods.description import describe, descriptions, is_dense, method_names
+from ticketbert.pruning.nm_pattern import parse_pattern, pattern_text
 
 
 class GridConfig(_Strict):
@@ -22,6 +23,18 @@ class GridConfig(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     mode: Literal["posthoc", "early_bird", "imp"] = "posthoc"
     criteria: dict[str, Criterion] = Field(default_factory=dict)  # method -> criterion
+    # N:M patterns ("2:4") each method that takes one is also pruned at (its sparsity 1 - N/M, once);
+    # unstructured points are the sparsities above
+    patterns: list[str] = Field(default_factory=list)
+
+    @field_validator("patterns", mode="before")
+    @classmethod
+    def _known_patterns(cls, patterns: Any) -> Any:
+        if not isinstance(patterns, list):
+            return patterns
+        for pattern in map(pattern_text, patterns):
+            parse_pattern(pattern)
+        return [pattern_text(p) for p in patterns]
 
     _unique_values = field_validator("tasks", "methods", "sparsities", "seeds")(unique)
 
@@ -102,17 +115,32 @@ class SweepConfig(_Strict):
             except ValidationError as exc:
                 reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
                 raise ValueError(f"grid.methods: {method} with base.prune: {reason}") from None
+        takers = [m for m in self.grid.methods if not is_dense(m) and describe(m).takes("pattern")]
+        if self.grid.patterns and not takers:
+            raise ValueError(f"grid.patterns: none of grid.methods takes a pattern (methods that do: "
+                             f"{', '.join(d.name for d in descriptions() if d.takes('pattern'))})")
+        for pattern in self.grid.patterns:
+            try:
+                PruneConfig.model_validate({"method": takers[0], "mode": self.grid.mode, "pattern": pattern})
+            except ValidationError as exc:
+                raise ValueError(f"grid.patterns: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
         return self
 
     def trials(self) -> list[dict[str, Any]]:
-        """Every grid point of the pruning stage: task x method x sparsity x seed."""
+        """Every grid point of the pruning stage: task x method x sparsity x seed, plus task x
+        method x pattern x seed for the methods that take a pattern."""
         points = []
         for task, method, sparsity, seed in itertools.product(self.grid.tasks, self.grid.methods,
                                                               self.grid.sparsities, self.grid.seeds):
             if is_dense(method) and sparsity != self.grid.sparsities[0]:
                 continue  # the dense baseline once per task and seed
             points.append({"task": task, "method": method, "sparsity": 0.0 if is_dense(method) else sparsity,
-                           "seed": seed, "criterion": self.grid.criteria.get(method)})
+                           "seed": seed, "criterion": self.grid.criteria.get(method), "pattern": None})
+        for task, method, pattern, seed in itertools.product(self.grid.tasks, self.grid.methods, self.grid.patterns,
+                                                             self.grid.seeds):
+            if not is_dense(method) and describe(method).takes("pattern"):
+                points.append({"task": task, "method": method, "sparsity": parse_pattern(pattern).sparsity,
+                               "seed": seed, "criterion": self.grid.criteria.get(method), "pattern": pattern})
         return points
 
     def groups(self) -> list[dict[str, Any]]:
@@ -127,7 +155,7 @@ GRID_CONTROLLED = {
     "task": "grid.tasks", "tasks": "grid.tasks", "train.tasks": "grid.tasks",
     "seed": "grid.seeds", "train.seed": "grid.seeds", "seeds": "grid.seeds",
     "criterion": "grid.criteria", "prune.criterion": "grid.criteria", "criteria": "grid.criteria",
-    "mode": "grid.mode", "prune.mode": "grid.mode",
+    "mode": "grid.mode", "prune.mode": "grid.mode", "prune.pattern": "grid.patterns", "pattern": "grid.patterns",
     "prune.dense_dir": "grid.mode", "output_dir": "storage", "tracking.experiment": "name",
 }
 

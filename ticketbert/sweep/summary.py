@@ -10,10 +10,12 @@ from ticketbert.pruning.methods import is_dense
 
 
 def summarize(points: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per task x method x sparsity: best and mean dev metric over seeds."""
+    """One row per task x method (with its N:M pattern, "wanda 2:4") x sparsity: best and mean
+    dev metric over seeds."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for point, result in zip(points, results):
-        groups[(point["task"], point["method"], point["sparsity"])].append(result)
+        method = f"{point['method']} {point['pattern']}" if point.get("pattern") else point["method"]
+        groups[(point["task"], method, point["sparsity"])].append(result)
     rows = []
     for (task, method, sparsity), group in groups.items():
         done = [r for r in group if "error" not in r and "dev/overall" in r]

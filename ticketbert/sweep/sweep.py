@@ -34,9 +34,13 @@ def trial_overrides(point: dict[str, Any], config: SweepConfig, dense_dirs: dict
     task, method, sparsity, seed = point["task"], point["method"], point["sparsity"], point["seed"]
     prune: dict[str, Any] = {**options_not_taken(method), "method": method, "sparsity": sparsity,
                              "criterion": point["criterion"], "mode": config.grid.mode}
+    level = f"{sparsity:g}"
+    if point.get("pattern"):
+        prune["pattern"] = point["pattern"]
+        level = point["pattern"].replace(":", "of")
     if not is_dense(method) and config.grid.mode == "posthoc":
         prune["dense_dir"] = str(dense_dirs[(task, seed)])
-    return {"name": f"{config.name}-{task}-{method}-{sparsity:g}-s{seed}", "train": {"tasks": [task], "seed": seed},
+    return {"name": f"{config.name}-{task}-{method}-{level}-s{seed}", "train": {"tasks": [task], "seed": seed},
             "prune": prune, "output_dir": str(runs_dir)}
 
 

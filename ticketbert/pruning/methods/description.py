@@ -55,6 +55,7 @@ class MethodDescription:
     needs_encoder: bool = True  # False: any nn.Module with nn.Linear layers
     reuses_scores: bool = True
     references: str = ""
+    modes_reason: str = ""  # why the modes not listed do not fit it (said in the error)
 
     def __post_init__(self) -> None:
         if self.name == DENSE or not self.name:
@@ -89,7 +90,8 @@ class MethodDescription:
 
     def check_mode(self, mode: str) -> None:
         if mode not in self.modes:
-            raise ValueError(f"method {self.name!r} runs in mode {either(self.modes)}, not {mode!r}")
+            reason = f": {self.modes_reason}" if self.modes_reason else ""
+            raise ValueError(f"method {self.name!r} runs in mode {either(self.modes)}, not {mode!r}{reason}")
 
     def check_scope(self, scope: str) -> None:
         if scope not in self.scopes:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from ticketbert.pruning.masks import attach_masks, magnitude_scores, plan_masks
 from ticketbert.pruning.methods.base import MaskPlan, Method, WeightScores
+from ticketbert.pruning.nm_pattern import parse_pattern, resolve_sparsity
+from ticketbert.pruning.oneshot.patterns import check_widths, select
 
 
 class Magnitude(Method):
-    """The smallest |w| go, over all prunable matrices at once (``global``) or within each
-    (``layer``); masks enforced through ``torch.nn.utils.prune``. Sparsity counts the model
+    """The smallest |w| go, over all prunable matrices at once (``global``), within each
+    (``layer``) or within each output row (``row``), or N:M per row group under ``pattern``; masks enforced through ``torch.nn.utils.prune``. Sparsity counts the model
     kind's prunable weights (an encoder's layer matrices; every ``nn.Linear`` of any other
     module), plus ``include`` minus ``exclude``."""
 
@@ -21,8 +23,15 @@ class Magnitude(Method):
         values = magnitude_scores(model, include, exclude)
         return WeightScores(self.name, criterion, sum(v.numel() for v in values.values()), 0.0, values)
 
-    def plan(self, scores, sparsity, scope, exclude=None, **options) -> MaskPlan:
-        return MaskPlan(self.name, scores.criterion, sparsity, plan_masks(scores.values, sparsity, scope))
+    def plan(self, scores, sparsity, scope, exclude=None, pattern=None, **options) -> MaskPlan:
+        nm = parse_pattern(pattern)
+        sparsity = resolve_sparsity(sparsity, nm)
+        if nm is None and scope != "row":
+            return MaskPlan(self.name, scores.criterion, sparsity, plan_masks(scores.values, sparsity, scope))
+        check_widths({name: v.shape[-1] for name, v in scores.values.items()}, nm)
+        return MaskPlan(self.name, scores.criterion, sparsity,
+                        {name: select(v.reshape(v.shape[0], -1), sparsity, scope, nm).view_as(v)
+                         for name, v in scores.values.items()})
 
     def apply(self, model, plan) -> list:
         attach_masks(model, plan.masks)

@@ -1,0 +1,164 @@
+"""wanda and sparsegpt as registered methods, and N:M patterns through prune, configs, the
+sweep grid, post-hoc runs, MLflow tags and the analyses' labels."""
+
+from __future__ import annotations
+
+import copy
+
+import mlflow
+import pytest
+import torch
+
+import ticketbert
+from ticketbert.analysis.labels import approach
+from ticketbert import EarlyBirdPruner, sweep_sparsity
+from ticketbert.config import ConfigError, load_config
+from ticketbert.models.compute import effective_weight, prunable_linears
+from ticketbert.pruning import attached_masks, plan, score
+from ticketbert.pruning.oneshot import oneshot_prune
+from ticketbert.run import run_tags, run_training
+from ticketbert.tracking import Tracker
+from tests.test_oneshot import batches, encoder, rowwise_keep
+from ticketbert.sweep.config import SweepConfig
+from ticketbert.sweep.summary import summarize
+from ticketbert.sweep.sweep import trial_overrides
+
+
+@pytest.mark.parametrize("method,options", [("sparsegpt", dict(pattern="2:4")), ("wanda", dict(sparsity=0.5)),
+                                            ("sparsegpt", dict(sparsity=0.6, scope="row", block_size=8,
+                                                               damping=0.05))])
+def test_prune_runs_the_layer_wise_loop(method, options):
+    via_prune, direct = encoder("bert"), encoder("bert")
+    report = ticketbert.prune(via_prune, method, data=batches(), **options)
+    expected = oneshot_prune(direct, method, data=batches(), **{"block_size": 128, "damping": 0.01, **options})
+    assert report.method == method and report.plan.seconds > 0
+    assert report.achieved_sparsity == pytest.approx(expected.achieved_sparsity)
+    assert report.masks.keys() == expected.masks.keys()
+    assert all(torch.equal(report.masks[k], expected.masks[k]) for k in report.masks)
+    for name, linear in prunable_linears(via_prune).items():
+        torch.testing.assert_close(effective_weight(linear), effective_weight(prunable_linears(direct)[name]))
+
+
+def test_magnitude_patterns_and_row_scope_are_direct_selections():
+    model = encoder("bert")
+    weights = {f"{n}.weight": m.weight.detach().abs() for n, m in prunable_linears(model).items()}
+    nm = plan(score(model, "magnitude"), None, pattern="2:4").masks
+    row = plan(score(model, "magnitude"), 0.3, "row").masks
+    for name, w in weights.items():
+        groups = w.reshape(w.shape[0], -1, 4)
+        expected = torch.zeros_like(groups, dtype=torch.bool).scatter_(2, groups.topk(2, dim=2).indices, True)
+        assert torch.equal(nm[name], expected.reshape(w.shape)), name
+        assert torch.equal(row[name], rowwise_keep(w, 0.3)), name
+
+
+def test_sequential_levels_are_rerun_with_their_seconds_and_recovery_keeps_the_sparsity(
+        tiny_model, tiny_task_data, tiny_run_config, tokenizer):
+    tracker = Tracker(tiny_run_config.tracking.uri, "oneshot-test")
+    parent = tracker.start("parent")
+    data = {"sts": tiny_task_data["sts"]}
+    config = load_config(None, ["prune.method=sparsegpt", "prune.pattern=2:4"])
+    results = sweep_sparsity(tiny_model, data, [0.5], method="sparsegpt", train=tiny_run_config.train,
+                             pad_id=tokenizer.pad_token_id, calibration_examples=8, recovery_epochs=1,
+                             options=config.prune, tracker=tracker, parent_run_id=parent.run_id)
+    metrics = results[0].metrics
+    assert metrics["prune_seconds"] > 0 and metrics["achieved_sparsity"] == pytest.approx(0.5)
+    unstructured = sweep_sparsity(tiny_model, data, [0.3, 0.6], method="wanda", train=tiny_run_config.train,
+                                  pad_id=tokenizer.pad_token_id, calibration_examples=8)
+    assert [r.metrics["achieved_sparsity"] for r in unstructured] == pytest.approx([0.3, 0.6], abs=0.01)
+    assert all(r.metrics["prune_seconds"] > 0 for r in unstructured)
+    assert not attached_masks(tiny_model)  # the dense model is untouched
+    run = mlflow.MlflowClient(tracker.uri).search_runs(
+        [tracker.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'")[0]
+    assert run.data.tags["pattern"] == "2:4" and run.data.tags["criterion"] == "obs"
+
+
+def test_posthoc_run_with_a_pattern(tiny_run_config):
+    config = tiny_run_config.model_copy(deep=True)
+    config.train.tasks, config.prune = ["sst"], load_config(None, [
+        "prune.method=wanda", "prune.pattern=2:4", "prune.calibration_examples=8"]).prune
+    result = run_training(config)
+    assert result.metrics["achieved_sparsity"] == pytest.approx(0.5)
+    assert result.metrics["prune_seconds"] > 0
+    assert run_tags(config)["pattern"] == "2:4"
+
+
+def test_early_bird_draws_nm_magnitude_masks():
+    model = encoder("bert")
+    pruner = EarlyBirdPruner("magnitude", None, pattern="2:4")
+    masks = pruner.draw(model).masks
+    assert all(torch.all(m.reshape(m.shape[0], -1, 4).sum(-1) == 2) for m in masks.values())
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["prune.method=heads", "prune.pattern=2:4"], "pattern applies to method magnitude, wanda or sparsegpt, not 'heads'"),
+    (["prune.method=wanda", "prune.pattern=2:4", "prune.sparsity=0.6"], "sparsity 0.6 contradicts pattern 2:4"),
+    (["prune.method=wanda", "prune.pattern=4:4"], "N must satisfy 0 < N < M"),
+    (["prune.method=magnitude", "prune.pattern=2:4", "prune.mode=imp"], "pattern: imp grows the sparsity"),
+    (["prune.method=wanda", "prune.mode=early_bird"], "runs in mode posthoc, not 'early_bird': its masks come from "
+                                                      "one layer-wise calibration pass"),
+    (["prune.method=sparsegpt", "prune.mode=imp"], "runs in mode posthoc, not 'imp'"),
+    (["prune.method=sparsegpt", "prune.scope=global"], "plans with scope row or layer, not 'global'"),
+    (["prune.method=wanda", "prune.block_size=64"], "block_size applies to method sparsegpt, not 'wanda'"),
+    (["prune.method=sparsegpt", "prune.pattern=2:4", "prune.block_size=6"], "block_size 6 is not a multiple"),
+])
+def test_config_errors_are_one_line(overrides, message):
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, overrides)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_config_reads_patterns_and_method_defaults():
+    config = load_config(None, ["prune.method=sparsegpt", "prune.pattern=2:4"])  # YAML reads 2:4 as 124
+    assert (config.prune.pattern, config.prune.sparsity, config.prune.resolved_scope) == ("2:4", 0.5, "layer")
+    assert load_config(None, ["prune.method=wanda", "prune.sparsity=0.4"]).prune.resolved_scope == "row"
+
+
+def test_sweep_grid_patterns_labels_and_summary(tmp_path):
+    sweep = SweepConfig.model_validate({"grid": {"methods": ["none", "magnitude", "wanda", "heads"],
+                                                 "sparsities": [0.3], "patterns": [124], "tasks": ["sts"]}})
+    patterned = [(p["method"], p["sparsity"]) for p in sweep.trials() if p["pattern"]]
+    assert patterned == [("magnitude", 0.5), ("wanda", 0.5)]
+    point = next(p for p in sweep.trials() if p["pattern"] and p["method"] == "wanda")
+    overrides = trial_overrides(point, sweep, {("sts", 0): tmp_path}, tmp_path)
+    assert overrides["prune"]["pattern"] == "2:4" and overrides["name"].endswith("wanda-2of4-s0")
+    rows = summarize([point], [{"dev/overall": 0.8, "train/overall": 0.9}])
+    assert rows[0]["method"] == "wanda 2:4"
+    assert approach("posthoc", "wanda", "activation", None, "2:4") == "post-hoc wanda 2:4 (activation)"
+    assert approach("posthoc", "wanda", "activation", 1.0, "none") == "post-hoc + 1 recovery epoch wanda (activation)"
+    with pytest.raises(ValueError, match="grid.patterns: none of grid.methods takes a pattern"):
+        SweepConfig.model_validate({"grid": {"methods": ["heads"], "patterns": ["2:4"]}})
+
+
+def test_sequential_scores_cannot_be_planned_without_data():
+    with pytest.raises(ValueError, match="method 'wanda' reads calibration inputs: pass data="):
+        score(encoder("bert"), "wanda")
+    model = encoder("bert")
+    scores = score(model, "wanda", data=batches())
+    half, more = plan(scores, 0.5), plan(scores, 0.7)
+    assert not half.masks and not more.masks  # known once applied to a model
+    ticketbert.apply(copy.deepcopy(model), half)
+    assert half.masks and not more.masks
+
+
+def oneshot_payload(task, dense, rows, kept, seconds=30.0, examples=512):
+    """A ``bench.oneshot`` results payload with the same rows for wanda and sparsegpt."""
+    rows = [{"sparsity": s, "pattern": p, "dev": d, "seconds": seconds} for s, p, d in rows]
+    variant = {"rows": rows, "kept_within_1pt": kept}
+    return {"task": task, "dense": dense, "calibration_examples": examples,
+            "variants": {"wanda": variant, "sparsegpt": variant,
+                         "magnitude (global)": {"rows": [], "kept_within_1pt": 0.9}}}
+
+
+@pytest.mark.parametrize("sts_24_dev,kept,seconds,expected", [
+    (0.86, 0.5, 30.0, ["met", "met", "not measured", "not measured", "met"]),
+    (0.85, 0.4, 61.0, ["not met", "not met", "not measured", "not measured", "not met"]),
+])
+def test_results_page_goal_verdicts(sts_24_dev, kept, seconds, expected):
+    from bench.pages import oneshot_goals
+
+    runs = [oneshot_payload(t, 0.875, [(0.5, None, 0.87), (0.5, "2:4", sts_24_dev)], kept, seconds)
+            for t in ("sst", "para", "sts")]
+    assert [verdict.split(" (")[0] for _, verdict in oneshot_goals(runs)] == expected
+    partial = dict(oneshot_goals(runs[2:]))
+    assert partial["no retraining: within 1 point at >= 50% unstructured sparsity on SST, Quora and STS"] == \
+        "not measured (sst, para missing)"
