@@ -6,9 +6,10 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from analysis.labels import remember_metric_names
 from ticketbert.tracking import default_tracking_uri
 
-PRIMARY = "dev/overall"  # single task: its primary metric; multitask: mean of SST acc, para acc, STS Pearson
+PRIMARY = "dev/overall"  # single task: its primary metric; multitask: the mean of its tasks' primary metrics
 TRAIN_PRIMARY = "train/overall"
 # run-config params the analyses need (logged flattened by ticketbert.tracking)
 PARAMS = {"prune.recovery_epochs": int, "prune.imp_rounds": int, "prune.early_bird_epsilon": float,
@@ -41,6 +42,8 @@ def load_runs(experiments: list[str], tracking_uri: str | None = None, parent_ru
         "synthetic": _column(frame, "tags.synthetic_data").fillna("False") == "True",
         "wall_seconds": (frame["end_time"] - frame["start_time"]).dt.total_seconds(),
     })
+    tagged = ~runs["task"].str.contains("+", regex=False) & _column(frame, "tags.task_metric").notna()
+    remember_metric_names(dict(zip(runs["task"][tagged], frame["tags.task_metric"][tagged])))
     for name, kind in PARAMS.items():
         values = _column(frame, f"params.{name}")
         runs[name] = pd.to_numeric(values, errors="coerce").astype(float if kind is float else "Int64")

@@ -6,16 +6,22 @@ Every field error is reported as one line naming the dotted field, e.g.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-TaskName = Literal["sst", "para", "sts"]
+from ticketbert.tasks.definition import TaskDefinition
+from ticketbert.tasks.shipped import SHIPPED_NAMES, shipped_definitions, shipped_raw
+
+TaskName = Annotated[str, Field(min_length=1)]  # a shipped task or one declared under `tasks:`
 SparsityLevel = Annotated[float, Field(ge=0.0, lt=1.0)]  # fraction of prunable weights removed
-TASK_NAMES: tuple[str, ...] = ("sst", "para", "sts")
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_BATCH_SIZE = 32  # per task, where train.batch_size has no entry
+# model fields that moved into the shipped Quora task's declaration
+LEGACY_MODEL_FIELDS = {"para_encoder": "encoding", "para_features": "features"}
 
 
 class ConfigError(ValueError):
@@ -50,17 +56,14 @@ class ModelConfig(_Strict):
     pooling: Literal["cls", "mean"] = "mean"
     # dropout before every task head (the reference study's 30%)
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
-    # paraphrase: encode both sentences (bi) or the pair as one input (cross)
-    para_encoder: Literal["bi", "cross"] = "bi"
-    # bi-encoder paraphrase features: [u; v] or [u; v; |u-v|; u*v]
-    para_features: Literal["concat", "concat_diff_prod"] = "concat_diff_prod"
 
 
 class TrainConfig(_Strict):
     tasks: list[TaskName] = Field(default_factory=lambda: ["sst"], min_length=1)
     epochs: int = Field(3, ge=1)
     lr: float = Field(2e-5, gt=0.0, le=1.0)
-    batch_size: dict[TaskName, int] = Field(default_factory=lambda: {"sst": 32, "para": 32, "sts": 32})
+    # per task; tasks without an entry use DEFAULT_BATCH_SIZE
+    batch_size: dict[TaskName, int] = Field(default_factory=dict)
     eval_batch_size: int = Field(128, ge=1)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.01, ge=0.0)
@@ -80,6 +83,10 @@ class TrainConfig(_Strict):
         if len(set(tasks)) != len(tasks):
             raise ValueError(f"tasks repeat: {tasks}")
         return tasks
+
+    def batch_size_of(self, task: str) -> int:
+        """Training batch size of ``task``."""
+        return self.batch_size.get(task, DEFAULT_BATCH_SIZE)
 
     @field_validator("batch_size")
     @classmethod
@@ -183,8 +190,33 @@ class TrackingConfig(_Strict):
     run_name: str | None = None
 
 
+def merge_task_declarations(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` config with its ``tasks:`` entries for shipped names laid over the shipped
+    declarations (``tasks: {para: {encoding: cross}}``), and the legacy ``model.para_encoder`` /
+    ``model.para_features`` moved to ``tasks.para`` (their replacement)."""
+    if not isinstance(raw, dict):
+        return raw
+    model = raw.get("model")
+    tasks = dict(raw.get("tasks") or {})
+    if isinstance(model, dict) and set(model) & set(LEGACY_MODEL_FIELDS):
+        model = dict(model)
+        legacy = {LEGACY_MODEL_FIELDS[key]: model.pop(key) for key in list(model) if key in LEGACY_MODEL_FIELDS}
+        for old, new in LEGACY_MODEL_FIELDS.items():
+            if new in legacy:
+                warnings.warn(f"model.{old} is replaced by tasks.para.{new}", DeprecationWarning, stacklevel=2)
+        tasks["para"] = merge(legacy, tasks.get("para") or {})
+        raw = {**raw, "model": model}
+    if not tasks:
+        return raw
+    merged = {name: merge(shipped_raw()[name], value) if name in SHIPPED_NAMES and isinstance(value, dict) else value
+              for name, value in tasks.items()}
+    return {**raw, "tasks": merged}
+
+
 class RunConfig(_Strict):
     name: str = "run"
+    # declared tasks: name -> definition (a shipped name starts from its shipped declaration)
+    tasks: dict[str, TaskDefinition] = Field(default_factory=dict)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -193,12 +225,47 @@ class RunConfig(_Strict):
     # checkpoints and the final model go here
     output_dir: Path = Path("runs")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _declarations(cls, raw: Any) -> Any:
+        return merge_task_declarations(raw)
+
     @model_validator(mode="after")
-    def _batch_size_per_task(self) -> "RunConfig":
-        missing = [t for t in self.train.tasks if t not in self.train.batch_size]
-        if missing:
-            raise ValueError(f"train.batch_size has no entry for task(s) {missing}")
+    def _known_tasks(self) -> "RunConfig":
+        check_task_names(self.train.tasks, self.tasks, "train.tasks")
         return self
+
+    def task_definition(self, name: str) -> TaskDefinition:
+        """The declaration of task ``name``: declared under ``tasks:``, else shipped."""
+        return self.tasks.get(name) or shipped_definitions()[name]
+
+
+def check_task_names(names: list[str], declared: dict[str, TaskDefinition], field: str) -> None:
+    """ValueError naming ``field`` if a task is neither declared nor shipped."""
+    for name in names:
+        if name not in declared and name not in SHIPPED_NAMES:
+            raise ValueError(f"{field}: unknown task {name!r}; declared: {sorted(declared)}, "
+                             f"shipped: {list(SHIPPED_NAMES)}")
+
+
+def resolve_task_paths(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``raw`` config with the relative ``files`` (and local ``dataset.path``) of its declared
+    tasks resolved against ``folder`` (the config file's)."""
+    tasks = raw.get("tasks")
+    if not isinstance(tasks, dict):
+        return raw
+    resolved = {}
+    for name, value in tasks.items():
+        if isinstance(value, dict):
+            value = dict(value)
+            if isinstance(value.get("files"), dict):
+                value["files"] = {split: str(folder / path) if not Path(str(path)).is_absolute() else path
+                                  for split, path in value["files"].items()}
+            dataset = value.get("dataset")
+            if isinstance(dataset, dict) and isinstance(dataset.get("path"), str) and (folder / dataset["path"]).exists():
+                value["dataset"] = {**dataset, "path": str(folder / dataset["path"])}
+        resolved[name] = value
+    return {**raw, "tasks": resolved}
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:
@@ -264,5 +331,10 @@ def validate(schema: type[BaseModel], raw: dict[str, Any], source: str) -> Any:
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Load a RunConfig from YAML (or defaults) plus dotted ``key=value`` overrides."""
     raw = read_yaml(Path(path)) if path is not None else {}
-    raw = merge(raw, parse_overrides(overrides or []))
+    raw = resolve_task_paths(merge(raw, parse_overrides(overrides or [])), config_folder(path))
     return validate(RunConfig, raw, str(path) if path is not None else "<config>")
+
+
+def config_folder(path: str | Path | None) -> Path:
+    """Where a config's relative task files resolve: the file's folder (the working directory without one)."""
+    return Path(path).resolve().parent if path is not None else Path.cwd()

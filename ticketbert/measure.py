@@ -11,7 +11,7 @@ from typing import Any
 
 from ticketbert.config import PruneConfig, TrainConfig
 from ticketbert.data import Batch, TaskData, collate
-from ticketbert.models import TicketBertModel
+from ticketbert.tasks.model import TicketBertModel
 from ticketbert.models.compute import measure_latency
 from ticketbert.pruning import Calibration, Scores, apply, bake_masks, make_calibration, plan, score
 from ticketbert.pruning.distill import Distiller

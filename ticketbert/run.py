@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from ticketbert.config import RunConfig
-from ticketbert.data import (RawTaskData, TaskData, data_fingerprint, encode_task, read_task,
-                             resolve_source, warn_if_synthetic)
-from ticketbert.models import build_model, load_tokenizer
+from ticketbert.data import (RawTaskData, TaskData, data_fingerprint, encode_task, read_run_data,
+                             resolve_source, run_definitions, warn_if_synthetic)
+from ticketbert.models import load_tokenizer
 from ticketbert.modes import run_mode
-from ticketbert.tasks import get_task
+from ticketbert.tasks.model import build_model
 from ticketbert.tracking import MlflowLogger, Tracker
 from ticketbert.training.device import seed_everything
 from ticketbert.training.loop import Logger
@@ -24,11 +24,13 @@ from ticketbert.training.loop import Logger
 
 def config_digest(config: RunConfig) -> str:
     """Short stable hash of everything that defines a run's result: the resolved run config
-    (tracking and progress display aside) and the fingerprint of the data it reads (file
-    hashes, or the synthetic generator's settings). Runs over other data or settings get
-    other folders and other MLflow runs."""
-    settings = config.model_dump(mode="json", exclude={"tracking": True, "train": {"progress"}})
-    blob = json.dumps({"config": settings, "data": data_fingerprint(config.data, config.train.tasks)}, sort_keys=True)
+    (tracking, progress display and the declarations of tasks it does not train aside) and the
+    fingerprint of the data it reads (its tasks' definitions and file hashes, or the synthetic
+    generator's settings). Runs over other data, task definitions or settings get other
+    folders and other MLflow runs."""
+    settings = config.model_dump(mode="json", exclude={"tracking": True, "tasks": True, "train": {"progress"}})
+    blob = json.dumps({"config": settings, "data": data_fingerprint(config.data, run_definitions(config))},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -38,10 +40,12 @@ def run_dir(config: RunConfig) -> Path:
 
 
 def run_tags(config: RunConfig) -> dict[str, Any]:
-    """The standard tags of a run: task, mode, method, criterion, sparsity, seed, and its data
+    """The standard tags of a run: task, mode, method, criterion, sparsity, seed, its tasks'
+    primary metrics in words (``task_metric``: 'SST accuracy', 'sst2 f1') and its data
     (source, fingerprint, ``synthetic_data``)."""
     pruned = config.prune.method != "none"
     source = resolve_source(config.data).source
+    definitions = run_definitions(config)
     return {
         "task": "+".join(config.train.tasks),
         "mode": config.prune.mode if pruned else "dense",
@@ -50,19 +54,20 @@ def run_tags(config: RunConfig) -> dict[str, Any]:
         "sparsity": config.prune.sparsity if pruned else 0.0,
         "seed": config.train.seed,
         "data_source": source,
-        "data_fingerprint": data_fingerprint(config.data, config.train.tasks),
+        "data_fingerprint": data_fingerprint(config.data, definitions),
+        "task_metric": "; ".join(f"{d.display or name} {d.primary}" for name, d in definitions.items()),
         "synthetic_data": source == "synthetic",
     }
 
 
 def read_data(config: RunConfig) -> list[RawTaskData]:
     """Read and check every task of the run (cheap: before any model or tokenizer is loaded)."""
-    return [read_task(config.data, get_task(name), config.train.seed) for name in config.train.tasks]
+    return read_run_data(config)
 
 
 def encode_data(config: RunConfig, raws: list[RawTaskData], tokenizer) -> dict[str, TaskData]:
     """Tokenise the tasks read by ``read_data``."""
-    return {raw.task.name: encode_task(raw, tokenizer, config.data, config.model, config.train.seed)
+    return {raw.task.name: encode_task(raw, tokenizer, config.data, config.train.seed)
             for raw in raws}
 
 
@@ -108,7 +113,7 @@ def run_training(config: RunConfig, *, run_key: str | None = None, parent_run_id
     tokenizer = load_tokenizer(config.model.encoder)
     data = encode_data(config, raws, tokenizer)
     seed_everything(config.train.seed)
-    model = build_model(config.model, config.train.tasks)
+    model = build_model(config.model, [raw.task for raw in raws])
     logger = open_run(config, run_key, parent_run_id, {"synthetic_data": synthetic, **(tags or {})})
     try:
         sinks = FanOut([*([logger] if logger else []), *reporters])

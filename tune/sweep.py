@@ -65,13 +65,12 @@ def check_data(config: SweepConfig) -> None:
     """Read every task once in the driver: a bad file fails here, before Ray starts, and each
     distinct data warning (synthetic data, malformed rows) is printed once, as one line."""
     from ticketbert.data import read_task, warn_if_synthetic
-    from ticketbert.tasks import get_task
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warn_if_synthetic(config.base.data)
         for task in config.grid.tasks:
-            read_task(config.base.data, get_task(task))
+            read_task(config.base.data, task, config.base.task_definition(task))
     for message in dict.fromkeys(str(w.message) for w in caught):
         print(f"warning: {message}")
 
@@ -149,11 +148,12 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
             instance.parent_key, run_name=f"[synthetic] {config.name}" if synthetic else config.name,
             tags={"mode": "sweep", "sweep": config.name, "sweep_instance": instance.instance,
                   "data_source": location.source, "synthetic_data": synthetic,
-                  "data_fingerprint": data_fingerprint(config.base.data, config.grid.tasks)},
+                  "data_fingerprint": data_fingerprint(config.base.data, config.definitions())},
             params=config.model_dump(mode="json"))
         try:
             all_results, dense_results = run_stages(runner, config, points, instance, parent.run_id)
-            print_summary(points, all_results, dense_results, describe_data(location), synthetic)
+            print_summary(points, all_results, dense_results, describe_data(location), synthetic,
+                          {name: f"{d.display or name} {d.primary}" for name, d in config.definitions().items()})
             print_locations(config, uri, instance.root, parent.run_id)
             # the sweep's results are complete and printed here; steps that build on them go below
             from analysis.report import publish  # matplotlib and MLflow reading: only once results exist

@@ -13,16 +13,16 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from ticketbert.config import DataConfig, ModelConfig
+from ticketbert.config import DataConfig, ModelConfig, RunConfig
 from ticketbert.data import collate, encode_task, read_task
-from ticketbert.models import build_model, load_tokenizer
-from ticketbert.tasks import get_task
+from ticketbert.models import load_tokenizer
+from ticketbert.tasks.model import build_model
 
 GOLDEN = Path(__file__).resolve().parent / "tasks.safetensors"
 EXAMPLES = 4
-# case -> (task, model settings)
-CASES = {"sst": ("sst", {}), "para_bi": ("para", {"para_encoder": "bi"}),
-         "para_cross": ("para", {"para_encoder": "cross"}), "sts": ("sts", {})}
+# case -> (task, settings laid over its shipped declaration)
+CASES = {"sst": ("sst", {}), "para_bi": ("para", {"encoding": "bi"}),
+         "para_cross": ("para", {"encoding": "cross"}), "sts": ("sts", {})}
 DATA = DataConfig(source="sample", max_length=32, train_eval_examples=EXAMPLES)
 
 
@@ -43,14 +43,15 @@ def varied(labels: list[float], count: int) -> list[int]:
 def case_tensors(case: str, tokenizer, head_state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Every golden tensor of one case, keyed ``<case>.<name>``; heads seeded, or loaded from ``head_state``."""
     name, settings = CASES[case]
-    model_config = ModelConfig(dropout=0.0, **settings)
-    data = encode_task(read_task(DATA, get_task(name)), tokenizer, DATA, model_config)
+    definition = RunConfig.model_validate({"tasks": {name: settings}}).task_definition(name)
+    raw = read_task(DATA, name, definition)
+    data = encode_task(raw, tokenizer, DATA)
     batch = collate(data.train, varied(data.train.labels.tolist(), EXAMPLES), tokenizer.pad_token_id)
     torch.manual_seed(0)
-    model = build_model(model_config, [name]).eval()
+    model = build_model(ModelConfig(dropout=0.0), [raw.task]).eval()
     if head_state is not None:
         model.heads[name].load_state_dict(head_state)
-    task = get_task(name)
+    task = raw.task
     with torch.no_grad():
         outputs = model(name, batch)
         loss = model.task_loss(name, batch)

@@ -1,19 +1,25 @@
-"""The task registry: one object per task, looked up by name."""
+"""Tasks as data: declarations (YAML), the registries they name, and resolved tasks.
 
-from ticketbert.tasks.base import HubSource, Task
-from ticketbert.tasks.para import ParaphraseTask
-from ticketbert.tasks.sst import SentimentTask
-from ticketbert.tasks.sts import SimilarityTask
+Names load on first use, so that checking a declaration does not import torch.
+"""
 
-TASKS: dict[str, Task] = {task.name: task for task in (SentimentTask(), ParaphraseTask(), SimilarityTask())}
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from ticketbert.tasks.definition import DatasetSource, TaskDefinition
+from ticketbert.tasks.shipped import SHIPPED_NAMES, shipped_definitions
+from ticketbert.tasks.task import Task
+
+_LAZY = {"ticketbert.tasks.model": ("TicketBertModel", "build_model")}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
 
-def get_task(name: str) -> Task:
-    """The task called ``name``; KeyError naming the known ones otherwise."""
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise KeyError(f"unknown task {name!r}; known: {sorted(TASKS)}") from None
+def __getattr__(name: str) -> Any:
+    if name in _MODULE_OF:
+        return getattr(import_module(_MODULE_OF[name]), name)
+    raise AttributeError(f"module 'ticketbert.tasks' has no attribute {name!r}")
 
 
-__all__ = ["TASKS", "HubSource", "Task", "get_task"]
+__all__ = ["SHIPPED_NAMES", "DatasetSource", "Task", "TaskDefinition", "shipped_definitions", *_MODULE_OF]

@@ -1,0 +1,31 @@
+"""The shipped task declarations (``definitions/*.yaml``): SST-5, Quora and STS-B in the CS224N
+format. Their relative file names resolve against the run's data directory."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+import yaml
+
+from ticketbert.tasks.definition import TaskDefinition
+
+DEFINITIONS_DIR = Path(__file__).resolve().parent / "definitions"
+
+
+@lru_cache(maxsize=1)
+def shipped_raw() -> Mapping[str, dict]:
+    """Each shipped task's YAML mapping, by task name."""
+    return MappingProxyType({path.stem: yaml.safe_load(path.read_text())
+                             for path in sorted(DEFINITIONS_DIR.glob("*.yaml"))})
+
+
+@lru_cache(maxsize=1)
+def shipped_definitions() -> Mapping[str, TaskDefinition]:
+    """The shipped task definitions, by task name."""
+    return MappingProxyType({name: TaskDefinition.model_validate(raw) for name, raw in shipped_raw().items()})
+
+
+SHIPPED_NAMES: tuple[str, ...] = ("sst", "para", "sts")
