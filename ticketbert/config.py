@@ -272,10 +272,14 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     """One line per invalid field: ``source: field.path: message (got value)``."""
     lines = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "<root>"
+        message = item["msg"].removeprefix("Value error, ")
         got = item.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"{source}: {field}: {item['msg']}{shown}")
+        if not item["loc"]:  # a check across fields: its message names them
+            lines.append(f"{source}: {message}")
+            continue
+        field = ".".join(str(part) for part in item["loc"])
+        lines.append(f"{source}: {field}: {message}{shown}")
     return "\n".join(lines)
 
 

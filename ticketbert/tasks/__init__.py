@@ -9,7 +9,7 @@ from importlib import import_module
 from typing import Any
 
 from ticketbert.tasks.definition import DatasetSource, TaskDefinition
-from ticketbert.tasks.shipped import SHIPPED_NAMES, shipped_definitions
+from ticketbert.tasks.shipped import SHIPPED_NAMES, shipped_definitions, shipped_task
 from ticketbert.tasks.task import Task
 
 _LAZY = {"ticketbert.tasks.model": ("TicketBertModel", "build_model")}
@@ -22,4 +22,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ticketbert.tasks' has no attribute {name!r}")
 
 
-__all__ = ["SHIPPED_NAMES", "DatasetSource", "Task", "TaskDefinition", "shipped_definitions", *_MODULE_OF]
+__all__ = ["SHIPPED_NAMES", "DatasetSource", "Task", "TaskDefinition", "shipped_definitions", "shipped_task", *_MODULE_OF]

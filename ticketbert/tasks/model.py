@@ -11,6 +11,7 @@ from torch import nn
 from ticketbert.config import ModelConfig
 from ticketbert.data.batching import Batch
 from ticketbert.models.encoder import load_encoder, pool
+from ticketbert.tasks.shipped import shipped_task
 from ticketbert.tasks.task import Task
 
 
@@ -72,8 +73,10 @@ def _forward_arguments(module: nn.Module) -> set[str]:
     return set(inspect.signature(module.forward).parameters)
 
 
-def build_model(config: ModelConfig, tasks: list[Task]) -> TicketBertModel:
-    """The configured encoder with a fresh head for each of ``tasks``."""
+def build_model(config: ModelConfig, tasks: list[Task | str]) -> TicketBertModel:
+    """The configured encoder with a fresh head for each of ``tasks`` (resolved tasks, or names
+    of shipped ones)."""
+    tasks = [shipped_task(task) if isinstance(task, str) else task for task in tasks]
     encoder = load_encoder(config.encoder)
     hidden = encoder.config.hidden_size
     heads = {task.name: task.build_head(hidden, config.dropout) for task in tasks}

@@ -11,8 +11,11 @@ from typing import Mapping
 import yaml
 
 from ticketbert.tasks.definition import TaskDefinition
+from ticketbert.tasks.labels import declared_codec
+from ticketbert.tasks.task import Task
 
 DEFINITIONS_DIR = Path(__file__).resolve().parent / "definitions"
+SHIPPED_NAMES: tuple[str, ...] = ("sst", "para", "sts")
 
 
 @lru_cache(maxsize=1)
@@ -28,4 +31,8 @@ def shipped_definitions() -> Mapping[str, TaskDefinition]:
     return MappingProxyType({name: TaskDefinition.model_validate(raw) for name, raw in shipped_raw().items()})
 
 
-SHIPPED_NAMES: tuple[str, ...] = ("sst", "para", "sts")
+
+def shipped_task(name: str) -> Task:
+    """The shipped task ``name`` resolved with its declared labels (no data read)."""
+    definition = shipped_definitions()[name]
+    return Task(name, definition, declared_codec(definition))
