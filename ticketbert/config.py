@@ -203,7 +203,7 @@ def merge_task_declarations(raw: dict[str, Any]) -> dict[str, Any]:
         legacy = {LEGACY_MODEL_FIELDS[key]: model.pop(key) for key in list(model) if key in LEGACY_MODEL_FIELDS}
         for old, new in LEGACY_MODEL_FIELDS.items():
             if new in legacy:
-                warnings.warn(f"model.{old} is replaced by tasks.para.{new}", DeprecationWarning, stacklevel=2)
+                warnings.warn(f"model.{old} is replaced by tasks.para.{new}", FutureWarning, stacklevel=2)
         tasks["para"] = merge(legacy, tasks.get("para") or {})
         raw = {**raw, "model": model}
     if not tasks:

@@ -105,11 +105,13 @@ class FanOut:
 
 
 def run_training(config: RunConfig, *, run_key: str | None = None, parent_run_id: str | None = None,
-                 tags: dict[str, Any] | None = None, reporters: Sequence[Logger] = ()) -> RunResult:
+                 tags: dict[str, Any] | None = None, reporters: Sequence[Logger] = (),
+                 raws: list[RawTaskData] | None = None) -> RunResult:
     """Fine-tune (and prune) as ``config`` says; the function the CLI and the sweep call.
-    ``reporters`` receive every epoch's metrics besides MLflow (e.g. Ray Tune)."""
+    ``reporters`` receive every epoch's metrics besides MLflow (e.g. Ray Tune); ``raws``: the
+    tasks' rows when already read (``read_data``)."""
     synthetic = warn_if_synthetic(config.data)
-    raws = read_data(config)
+    raws = read_data(config) if raws is None else raws
     tokenizer = load_tokenizer(config.model.encoder)
     data = encode_data(config, raws, tokenizer)
     seed_everything(config.train.seed)

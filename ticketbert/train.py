@@ -1,6 +1,7 @@
 """``python -m ticketbert.train [--config PATH] [dotted.key=value ...]``: one training run.
 
-Data is read and checked first (a bad file fails before any model is loaded), then the model
+The config and every task's rows are read and checked first, without importing torch (a bad
+declaration or file fails in about a second, before any model is loaded), then the model
 is fine-tuned (and pruned, as the config's ``prune`` section says), with metrics per epoch in
 MLflow and a checkpoint per epoch; rerunning the same config resumes where it stopped.
 """
@@ -12,8 +13,7 @@ import sys
 from pathlib import Path
 
 from ticketbert.config import ConfigError, load_config
-from ticketbert.data import DataError
-from ticketbert.run import run_training
+from ticketbert.data import DataError, read_run_data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config, args.overrides)
-        result = run_training(config)
+        raws = read_run_data(config)
+        from ticketbert.run import run_training  # torch, transformers: only once the data is known good
+
+        result = run_training(config, raws=raws)
     except (ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -39,7 +39,7 @@ class TaskDefinition(_Strict):
 
     kind: str
     # one text column, or two for a pair
-    text: tuple[str] | tuple[str, str]
+    text: tuple[str, ...]
     label: str
     # classification: the raw label values in id order, or raw value -> id; or ``num_labels``
     # integer labels 0..n-1; none of them: inferred from train
@@ -73,6 +73,13 @@ class TaskDefinition(_Strict):
     @classmethod
     def _text_columns(cls, value: Any) -> Any:
         return (value,) if isinstance(value, str) else value
+
+    @field_validator("text")
+    @classmethod
+    def _one_or_two(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(value) not in (1, 2):
+            raise ValueError("one column, or a list of two for a pair")
+        return value
 
     @field_validator("metrics", mode="before")
     @classmethod
