@@ -220,7 +220,7 @@ BAD_DECLARATIONS = [  # (declaration changes, message)
     ({"range": [0, 1]}, r"tasks\.mine: range: applies to regression tasks"),
     ({"kind": "ranking"}, r"tasks\.mine: kind: unknown task kind 'ranking'"),
     ({"files": {"dev": "dev.csv"}}, r"tasks\.mine\.files: files needs a train file"),
-    ({"text": ["a", "b", "c"]}, r"tasks\.mine\.text: one column, or a list of two for a pair \(got 3\)"),
+    ({"text": ["a", "b", "c"]}, r"tasks\.mine\.text: one column, or a list of two for a pair \(got \['a', 'b', 'c'\]\)"),
     ({"labels": {"pos": 0, "neg": 2}}, r"tasks\.mine: labels: ids must be 0\.\.n-1"),
 ]
 
