@@ -259,11 +259,11 @@ def resolve_task_paths(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
         if isinstance(value, dict):
             value = dict(value)
             if isinstance(value.get("files"), dict):
-                value["files"] = {split: str(folder / path) if not Path(str(path)).is_absolute() else path
+                value["files"] = {split: str((folder / path).resolve()) if not Path(str(path)).is_absolute() else path
                                   for split, path in value["files"].items()}
             dataset = value.get("dataset")
             if isinstance(dataset, dict) and isinstance(dataset.get("path"), str) and (folder / dataset["path"]).exists():
-                value["dataset"] = {**dataset, "path": str(folder / dataset["path"])}
+                value["dataset"] = {**dataset, "path": str((folder / dataset["path"]).resolve())}
         resolved[name] = value
     return {**raw, "tasks": resolved}
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ticketbert.config import ConfigError
 from ticketbert.data import DataError, DataLocation, resolve_source
+from ticketbert.tasks.definition import TaskDefinition
 from tune.config import SweepConfig, load_sweep_config
 from tune.resources import TrialResources, plan_resources
 
@@ -54,7 +55,18 @@ def base_dict(config: SweepConfig, tracking_uri: str) -> dict[str, Any]:
     return base.model_dump(mode="json")
 
 
-def describe_data(location: DataLocation) -> str:
+def describe_data(location: DataLocation, definitions: dict[str, TaskDefinition]) -> str:
+    """Where the grid's tasks read their rows: the data location, and each task with its own files or dataset."""
+    from ticketbert.data.task_rows import own_rows
+
+    own = {name: own_rows(d, location) for name, d in definitions.items()}
+    parts = [f"{name}: {origin}" for name, origin in own.items() if origin is not None]
+    if any(origin is None for origin in own.values()):
+        parts.insert(0, describe_location(location))
+    return "; ".join(parts)
+
+
+def describe_location(location: DataLocation) -> str:
     return {"sample": "the bundled real-data sample (ticketbert/data/sample)",
             "hub": "the Hugging Face hub datasets",
             "synthetic": "SYNTHETIC data (data.source=synthetic): its metrics mean NOTHING about language",
@@ -132,7 +144,7 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
         return 2
     synthetic = location.source == "synthetic"
     uri = base["tracking"]["uri"]
-    print(f"sweep {config.name}: {len(points)} grid points on {describe_data(location)}")
+    print(f"sweep {config.name}: {len(points)} grid points on {describe_data(location, config.definitions())}")
     print(f"MLflow experiment '{config.name}' at {uri}; files in {instance.root}")
     for message in skipped:
         print(message)
@@ -152,7 +164,7 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
             params=config.model_dump(mode="json"))
         try:
             all_results, dense_results = run_stages(runner, config, points, instance, parent.run_id)
-            print_summary(points, all_results, dense_results, describe_data(location), synthetic,
+            print_summary(points, all_results, dense_results, describe_data(location, config.definitions()), synthetic,
                           {name: f"{d.display or name} {d.primary}" for name, d in config.definitions().items()})
             print_locations(config, uri, instance.root, parent.run_id)
             # the sweep's results are complete and printed here; steps that build on them go below

@@ -14,7 +14,7 @@ from ticketbert.config import DataConfig
 from ticketbert.data.examples import DataError, Example
 from ticketbert.data.location import DataLocation, resolve_source
 from ticketbert.data.synthetic import synthetic_split
-from ticketbert.data.task_rows import Cells, read_cells, split_file, to_examples, uses_dataset
+from ticketbert.data.task_rows import Cells, read_cells, split_file, to_examples, uses_dataset, uses_synthetic
 from ticketbert.tasks.definition import TaskDefinition
 from ticketbert.tasks.labels import LabelCodec, declared_codec, inferred_codec, label_key
 from ticketbert.tasks.task import Task
@@ -35,11 +35,6 @@ def _cap(examples: list[Example], limit: int | None, seed: int) -> list[Example]
         return examples
     keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
     return [examples[i] for i in keep]
-
-
-def uses_synthetic(definition: TaskDefinition, location: DataLocation) -> bool:
-    """data.source=synthetic serves the tasks that have a generator; the others read their rows."""
-    return location.source == "synthetic" and definition.synthetic is not None
 
 
 def _held_out_dev(name: str, train: list[Cells], fraction: float, seed: int) -> tuple[list[Cells], list[Cells]]:

@@ -70,6 +70,11 @@ def split_file(definition: TaskDefinition, split: str, location: DataLocation) -
     return location.directory / path
 
 
+def uses_synthetic(definition: TaskDefinition, location: DataLocation) -> bool:
+    """data.source=synthetic serves the tasks that have a generator; the others read their rows."""
+    return location.source == "synthetic" and definition.synthetic is not None
+
+
 def uses_dataset(definition: TaskDefinition, location: DataLocation) -> bool:
     """Whether rows come from ``dataset``: when no files are declared, or for data.source=hub
     when the files are the shipped ones (relative names under data.dir)."""
@@ -78,6 +83,17 @@ def uses_dataset(definition: TaskDefinition, location: DataLocation) -> bool:
     if not definition.files:
         return True
     return location.source == "hub" and not definition.files["train"].is_absolute()
+
+
+def own_rows(definition: TaskDefinition, location: DataLocation) -> str | None:
+    """Where a task reads rows of its own (its train file or dataset), or None when it reads
+    the data location's (the shipped tasks' relative files, the hub, the generator)."""
+    if uses_synthetic(definition, location):
+        return None
+    if uses_dataset(definition, location):
+        return None if definition.files else f"dataset {definition.dataset.path}"
+    train = definition.files["train"]
+    return str(train.parent) if train.is_absolute() else None
 
 
 def read_file_cells(task: str, definition: TaskDefinition, split: str, location: DataLocation) -> list[Cells] | None:
