@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ticketbert.pruning.methods import is_dense
 from ticketbert.tasks.shipped import shipped_definitions
 
 METRIC_NAMES = {"pearson": "Pearson", "spearman": "Spearman", "matthews": "Matthews"}
@@ -38,7 +39,7 @@ def metric_name(task: str) -> str:
 
 def approach(mode: str, method: str, criterion: str, recovery_epochs: float | None = None) -> str:
     """'post-hoc ffn (taylor)', 'post-hoc + 1 recovery epoch magnitude (l1)', 'early-bird heads (l1)', 'dense'."""
-    if mode == "dense" or method == "none":
+    if mode == "dense" or is_dense(method):
         return "dense"
     name = MODE_NAMES.get(mode, mode)
     if mode == "posthoc" and recovery_epochs is not None and not pd.isna(recovery_epochs) and recovery_epochs > 0:

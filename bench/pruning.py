@@ -38,10 +38,11 @@ def thin_uniformly(model, sparsity: float) -> PruningReport:
 
 def latency_table(model, batch, task) -> list[dict]:
     rows = []
-    for method, levels in (("heads+ffn", (0.25, 0.5, 0.75)), ("layers", (0.25, 0.5, 0.75)), ("ffn", (0.25, 0.5))):
+    for method, levels, thin in (("heads+ffn", (0.25, 0.5, 0.75), thin_uniformly), ("layers", (0.25, 0.5, 0.75), None),
+                                 ("ffn", (0.25, 0.5), None)):
         for level in levels:
             pruned = copy.deepcopy(model)
-            report = thin_uniformly(pruned, level) if method == "heads+ffn" else prune(pruned, method, level, criterion="l1")
+            report = thin(pruned, level) if thin else prune(pruned, method, level, criterion="l1")
             dense_ms, pruned_ms = paired_latency(model, pruned, task, batch)
             measured = dense_ms / pruned_ms
             rows.append({"method": method, "target": level, "achieved": report.achieved_sparsity,

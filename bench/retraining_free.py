@@ -30,6 +30,7 @@ from ticketbert.measure import prune_and_measure
 from ticketbert.models import load_tokenizer
 from ticketbert.models.families import find_encoder
 from ticketbert.pruning import load_pruned, make_calibration, method_limit, score
+from ticketbert.pruning.methods import describe
 from ticketbert.pruning.criteria import get_criterion
 from ticketbert.pruning.methods.joint import unit_flops
 from ticketbert.pruning.units import UNIT_KINDS
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                               distill_alpha=1.0 if variant.get("recovery") else 0.0, distill_temperature=2.0)
         rows = []
         for level in variant.get("levels", args.levels):
-            sparsity = level if variant["method"] == "heads+ffn" else weight_sparsity_for(dense, variant["method"], level)
+            flops_budget = describe(variant["method"]).takes("budget")  # the level is a FLOPs reduction already
+            sparsity = level if flops_budget else weight_sparsity_for(dense, variant["method"], level)
             if sparsity > method_limit(dense, variant["method"]) + 1e-9:
                 continue
             metrics = prune_and_measure(dense, scores, sparsity, data, train=config.train, pad_id=pad_id,

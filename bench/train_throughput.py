@@ -23,7 +23,8 @@ from ticketbert.config import ModelConfig, TrainConfig
 from ticketbert.data import collate, length_grouped_batches
 from ticketbert.tasks.model import build_model
 from ticketbert.models.compute import attention_flops_per_token, linear_flops_per_token
-from ticketbert.pruning import make_calibration, prune
+from ticketbert.pruning import make_calibration, needs_data, prune
+from ticketbert.pruning.methods import describe
 from ticketbert.training.device import autocast, native_bf16, select_device
 from ticketbert.training.loop import build_optimizer
 
@@ -122,8 +123,9 @@ def main() -> None:
                               "pruned_step": {"bf16": bf16, **pruned}})
 
 
-PRUNED_MODELS = (("dense", None, 0.0), ("FFN 30% (l1)", "ffn", 0.3), ("FFN 50% (l1)", "ffn", 0.5),
-                 ("heads+FFN 30% FLOPs (fisher)", "heads+ffn", 0.3), ("heads+FFN 50% FLOPs (fisher)", "heads+ffn", 0.5))
+PRUNED_MODELS = (("dense", None, 0.0, None), ("FFN 30% (l1)", "ffn", 0.3, "l1"), ("FFN 50% (l1)", "ffn", 0.5, "l1"),
+                 ("heads+FFN 30% FLOPs (fisher)", "heads+ffn", 0.3, "fisher"),
+                 ("heads+FFN 50% FLOPs (fisher)", "heads+ffn", 0.5, "fisher"))
 
 
 def pruned_step_speedups(batches, task, calibration, device, bf16: bool, attention: str,
@@ -131,14 +133,14 @@ def pruned_step_speedups(batches, task, calibration, device, bf16: bool, attenti
     """Train-step time of each of PRUNED_MODELS (``attention`` kernel) and its speedup over
     dense next to its FLOP-count speedup; the models take turns, the fastest round counts."""
     models = {}
-    for name, method, sparsity in PRUNED_MODELS:
+    for name, method, sparsity, criterion in PRUNED_MODELS:
         torch.manual_seed(0)
         model = build_model(ModelConfig(), [task]).train()
         model.encoder.set_attn_implementation(attention)
-        if method == "heads+ffn":
-            prune(model, method, sparsity, criterion="fisher", data=calibration, round_to=64)
-        elif method:
-            prune(model, method, sparsity, criterion="l1")
+        if method:
+            options = {"round_to": 64} if describe(method).takes("round_to") else {}
+            prune(model, method, sparsity, criterion=criterion,
+                  data=calibration if needs_data(method, criterion) else None, **options)
         models[name] = model.to(device)
     timings = {name: [] for name in models}
     optimizers = {name: build_optimizer(model, TrainConfig(lr=1e-5)) for name, model in models.items()}

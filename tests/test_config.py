@@ -103,13 +103,6 @@ def test_installed_package_imports_from_any_directory(tmp_path):
     assert "None" not in done.stdout
 
 
-def test_default_criteria_agree_with_the_methods():
-    from ticketbert.config import DEFAULT_CRITERIA
-    from ticketbert.pruning.methods import METHODS
-
-    assert DEFAULT_CRITERIA == {name: method.default_criterion for name, method in METHODS.items()}
-
-
 @pytest.mark.parametrize("settings, message", [
     ({"method": "layers", "mode": "early_bird", "early_bird_draws": "training"}, "criterion 'loss_increment'"),
     ({"method": "ffn", "mode": "posthoc", "early_bird_search_lr": 1e-4}, "early_bird_search_lr applies to"),

@@ -93,7 +93,7 @@ def test_callback_draws_from_the_trainers_backward_at_the_search_learning_rate(t
     assert callback.report.achieved_sparsity == pytest.approx(0.4, abs=0.02)
     assert pruner.scoring_flops == 0
     logged = {k: v for entry in trainer.state.log_history for k, v in entry.items()}
-    assert logged["early_bird_scoring_flops"] == 0
+    assert logged["search_scoring_flops"] == 0
     assert sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules()) == hooks
     shape = trainer.lr_scheduler.lr_lambdas[0]
     assert sorted(rates.rates) == list(range(1, 13))
@@ -131,3 +131,37 @@ def test_callback_rejects_a_sparsity_the_model_cannot_reach_before_training(tmp_
     assert torch.equal(model.bert.encoder.layer[0].intermediate.dense.weight, weights)
     with pytest.raises(TypeError, match="needs a ticketbert.EarlyBirdPruner"):
         EarlyBirdCallback("heads")
+
+
+def test_trainer_resumes_from_checkpoints_before_and_after_the_ticket(tmp_path):
+    """The search's state travels in the Trainer's checkpoints: resumed before the ticket, the
+    ticket is found where the straight run found it; resumed after it, the model is pruned
+    first and training finishes; both end where the straight run ended."""
+    def train(out, checkpoint=None):
+        model = classifier()
+        pruner = ticketbert.EarlyBirdPruner("ffn", 0.4, criterion="l1", interval=2, window=2, epsilon=1.0,
+                                            max_steps=8, model=model)
+        trainer = trainer_for(model, tmp_path, output_dir=str(tmp_path / out), save_strategy="steps", save_steps=4)
+        callback = add_early_bird(trainer, pruner, resume_from_checkpoint=checkpoint)
+        trainer.train(resume_from_checkpoint=checkpoint)
+        return model, pruner, trainer, callback
+
+    straight, straight_pruner, straight_trainer, _ = train("straight")
+    assert straight_pruner.found_at == 6
+    widths = [layer.intermediate.dense.out_features for layer in straight.bert.encoder.layer]
+    batch = {k: torch.stack([row[k] for row in dataset(4)]) for k in ("input_ids", "attention_mask")}
+    straight.eval()
+    with torch.no_grad():
+        expected = straight(**batch).logits
+    for step in (4, 8):  # before and after the ticket
+        checkpoint = tmp_path / "straight" / f"checkpoint-{step}"
+        assert (checkpoint / "early_bird.pt").is_file()
+        model, pruner, trainer, callback = train(f"resumed-{step}", checkpoint)
+        assert pruner.found_at == 6 and callback.run.pruned_at == 6 and trainer.state.global_step == 24
+        assert [layer.intermediate.dense.out_features for layer in model.bert.encoder.layer] == widths
+        trainer.save_model(str(tmp_path / f"pruned-{step}"))
+        reloaded = ticketbert.load_pruned(tmp_path / f"pruned-{step}").eval()
+        with torch.no_grad():
+            torch.testing.assert_close(reloaded(**batch).logits, expected, atol=1e-4, rtol=1e-4)
+    with pytest.raises(FileNotFoundError, match="no early-bird state in this checkpoint"):
+        add_early_bird(trainer_for(classifier(), tmp_path), straight_pruner, resume_from_checkpoint=tmp_path)

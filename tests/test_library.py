@@ -13,7 +13,7 @@ import ticketbert
 from conftest import tiny_config
 from ticketbert.models.families import find_encoder
 from ticketbert.models.structure import STRUCTURE_KEY
-from ticketbert.pruning import Plan, apply
+from ticketbert.pruning import UnitPlan, apply
 from ticketbert.pruning.units import UNIT_KINDS
 
 
@@ -174,8 +174,8 @@ def test_optimizer_state_is_sliced_so_training_continues_as_if_built_small(make_
     state_before = {name: {k: v.clone() for k, v in optimizer.state[p].items()} for name, p in model.named_parameters()}
 
     removed_heads, removed_neurons = {0: [1, 3]}, {1: list(range(0, 64, 2))}
-    apply(model, Plan("heads", "l1", 0.0, removed=removed_heads), optimizer=optimizer)
-    apply(model, Plan("ffn", "l1", 0.0, removed=removed_neurons), optimizer=optimizer)
+    apply(model, UnitPlan("heads", "l1", 0.0, removed_heads), optimizer=optimizer)
+    apply(model, UnitPlan("ffn", "l1", 0.0, removed_neurons), optimizer=optimizer)
     _train_step(model, optimizer, data[3])
 
     # independently: a model built small from the start, its state sliced here by hand
@@ -220,8 +220,8 @@ def test_removed_layers_and_emptied_attention_leave_the_optimizer():
     model = classifier()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     _train_step(model, optimizer, batches(1)[0])
-    apply(model, Plan("heads", "l1", 0.0, removed={0: [0, 1, 2, 3]}), optimizer=optimizer)
-    apply(model, Plan("layers", "l1", 0.0, removed={1: [0]}), optimizer=optimizer)
+    apply(model, UnitPlan("heads", "l1", 0.0, {0: [0, 1, 2, 3]}), optimizer=optimizer)
+    apply(model, UnitPlan("layers", "l1", 0.0, {1: [0]}), optimizer=optimizer)
     in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
     assert in_optimizer == {id(p) for p in model.parameters()}
     assert set(map(id, optimizer.state)) <= in_optimizer

@@ -223,7 +223,7 @@ def test_training_draws_resumed_mid_search_end_where_a_straight_run_does(tiny_ru
     with pytest.raises(Crash):
         run(tmp_path / "crash", CrashAfterFirstEpoch())
     resumed_model, resumed_hook, resumed = run(tmp_path / "crash")
-    assert straight_hook.pruned_at == resumed_hook.pruned_at == steps_per_epoch + 3
+    assert straight_hook.run.pruned_at == resumed_hook.run.pruned_at == steps_per_epoch + 3
     assert resumed_hook.pruner.distances == straight_hook.pruner.distances
     assert resumed_hook.pruner.plan.removed == straight_hook.pruner.plan.removed
     timeless = [{k: v for k, v in run.history[-1].items() if k != "epoch_seconds"} for run in (straight, resumed)]
@@ -284,7 +284,7 @@ def test_early_bird_pruning_mid_epoch_continues_the_run(tiny_run_config, tiny_ta
     _, _, dense = run(tmp_path / "dense", [dense_rates])
     pruned_hook = hook()
     model, dense_linear, pruned = run(tmp_path / "pruned", [pruned_hook, pruned_rates])
-    found = pruned_hook.pruned_at
+    found = pruned_hook.run.pruned_at
     assert 1 < found < steps_per_epoch  # mid-epoch
     assert pruned.steps == dense.steps == 3 * steps_per_epoch and len(pruned.history) == 3
     assert pruned.history[-1]["lr"] == dense.history[-1]["lr"]  # one schedule, not restarted

@@ -254,7 +254,7 @@ def test_embeddings_can_be_made_prunable():
     assert report.achieved_sparsity == pytest.approx(0.5, abs=1e-6)
     with pytest.raises(ValueError, match="include: no module of BertModel matches 'embeddings.nope'"):
         prune(random_bert(), "magnitude", 0.5, include=["embeddings.nope"])
-    with pytest.raises(ValueError, match="include/exclude apply to method 'magnitude' only"):
+    with pytest.raises(ValueError, match="include applies to method magnitude, not 'heads'"):
         prune(random_bert(), "heads", 0.1, criterion="l1", include=["embeddings.word_embeddings"])
 
 

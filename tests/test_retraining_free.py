@@ -193,15 +193,15 @@ def joint_plan(model, calibration, sparsity=0.45):
 
 
 def test_repair_leaves_unpruned_layers_unchanged(tiny_model, tiny_task_data, tokenizer):
-    from ticketbert.pruning import Plan, apply
+    from ticketbert.pruning import JointPlan, apply
     calibration = make_calibration(tiny_task_data, 8, pad_id=tokenizer.pad_token_id)
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
-    nothing = Plan("heads+ffn", "fisher", 0.0, removed_by_kind={"heads": {}, "ffn": {}})
+    nothing = JointPlan("heads+ffn", "fisher", 0.0, {"heads": {}, "ffn": {}})
     report = apply(tiny_model, nothing, repair="lstsq", data=calibration)
     assert report.repair.scales == {}
     assert all(torch.equal(v, before[k]) for k, v in tiny_model.state_dict().items())
     # pruning layer 1 only: layer 0 (nothing pruned in or before it) keeps its weights exactly
-    only_last = Plan("heads+ffn", "fisher", 0.1, removed_by_kind={"heads": {1: [2]}, "ffn": {1: list(range(16))}})
+    only_last = JointPlan("heads+ffn", "fisher", 0.1, {"heads": {1: [2]}, "ffn": {1: list(range(16))}})
     apply(tiny_model, only_last, repair="lstsq", data=calibration)
     for name, value in tiny_model.state_dict().items():
         if "layer.0." in name:
@@ -257,13 +257,13 @@ def test_folded_repair_equals_scaled_gates_after_removal(tiny_model, tiny_task_d
 
 
 def test_ill_conditioned_layer_is_left_unrepaired_with_a_warning(tiny_model, tiny_task_data, tokenizer):
-    from ticketbert.pruning import Plan, apply
+    from ticketbert.pruning import JointPlan, apply
     calibration = make_calibration(tiny_task_data, 8, pad_id=tokenizer.pad_token_id)
     with torch.no_grad():  # layer 0's FFN contributes nothing: its least-squares system is all zeros
         find_encoder(tiny_model).layers()[0].output.dense.weight.zero_()
     removals = {"heads": {}, "ffn": {0: list(range(8)), 1: list(range(8))}}
     with pytest.warns(UserWarning, match=r"left unrepaired .*: layer 0 ffn$"):
-        report = apply(tiny_model, Plan("heads+ffn", "fisher", 0.1, removed_by_kind=removals), repair="lstsq",
+        report = apply(tiny_model, JointPlan("heads+ffn", "fisher", 0.1, removals), repair="lstsq",
                        data=calibration)
     assert report.repair.unrepaired == ["layer 0 ffn"] and 1 in report.repair.scales["ffn"]
 
@@ -273,11 +273,11 @@ def test_bad_options_are_one_line_errors(tiny_model, tiny_task_data, tokenizer):
     cases = [
         (dict(method="heads+ffn", budget="params"), "budget must be one of flops, weights, got 'params'"),
         (dict(method="heads+ffn", round_to=0), "round_to must be >= 1, got 0"),
-        (dict(method="ffn", budget="flops"), "budget applies to method 'heads\\+ffn' only, not 'ffn'"),
+        (dict(method="ffn", budget="flops"), "budget applies to method heads\\+ffn, not 'ffn'"),
         (dict(method="heads+ffn", criterion="l1"), "method 'heads\\+ffn' ranks units by fisher, .*got criterion 'l1'"),
         (dict(method="heads+ffn", repair="svd"), "repair must be one of lstsq \\(or None\\), got 'svd'"),
-        (dict(method="layers", repair="lstsq"), "repair 'lstsq' rescales kept heads and FFN neurons: method must be"),
-        (dict(method="heads+ffn", scope="layer"), "scope must be 'global', got 'layer'"),
+        (dict(method="layers", repair="lstsq"), "repair applies to method heads, ffn or heads\\+ffn, not 'layers'"),
+        (dict(method="heads+ffn", scope="layer"), "method 'heads\\+ffn' plans with scope global, not 'layer'"),
     ]
     for kwargs, message in cases:
         method = kwargs.pop("method")
@@ -336,7 +336,7 @@ def test_posthoc_joint_repair_and_distilled_recovery_through_the_config(tiny_run
     from ticketbert.config import ConfigError
     for bad, message in [("prune.budget=params", "prune.budget: Input should be 'flops' or 'weights'"),
                          ("prune.repair=svd", "prune.repair: Input should be 'lstsq'"),
-                         ("prune.method=layers", "prune.repair: lstsq rescales heads and FFN neurons"),
+                         ("prune.method=layers", "prune: repair applies to method heads, ffn or heads\\+ffn, not 'layers'"),
                          ("prune.round_to=0", "prune.round_to: Input should be greater than or equal to 1"),
                          ("prune.recovery_epochs=0", "distill_alpha distils during recovery")]:
         with pytest.raises(ConfigError, match=message) as error:
@@ -350,7 +350,7 @@ def test_sweep_grid_accepts_the_new_options_and_rejects_misfits():
     config = load_sweep_config(None, ["grid.methods=[heads+ffn,ffn]", "grid.criteria={heads+ffn: fisher, ffn: fisher}",
                                       "prune.repair=lstsq", "prune.recovery_epochs=1", "prune.distill_alpha=1"])
     assert {(t["method"], t["criterion"]) for t in config.trials()} == {("heads+ffn", "fisher"), ("ffn", "fisher")}
-    with pytest.raises(ConfigError, match="grid.methods: magnitude with base.prune: prune.repair: lstsq rescales"):
+    with pytest.raises(ConfigError, match="grid.methods: magnitude with base.prune: repair applies to method heads, ffn or heads"):
         load_sweep_config(None, ["grid.methods=[magnitude,ffn]", "prune.repair=lstsq"])
-    with pytest.raises(ConfigError, match="grid.methods: heads\\+ffn with base.prune: .*prune.mode must be posthoc"):
+    with pytest.raises(ConfigError, match="grid.methods: heads\\+ffn with base.prune: method 'heads\\+ffn' runs in mode posthoc, not 'early_bird'"):
         load_sweep_config(None, ["grid.methods=[heads+ffn]", "grid.mode=early_bird"])

@@ -48,7 +48,7 @@ def test_levels_a_method_cannot_reach_are_skipped_with_a_note():
     ("grid.methods=[pruneall]", "grid.methods.0"),
     ("resources.cpus_per_trial=0", "resources.cpus_per_trial"),
     ("train.lr=-1", "base.train.lr"),
-    ("grid.mode=imp", "methods must be magnitude"),
+    ("grid.mode=imp", "runs in mode posthoc"),
     ("search.space={train.batch_size: {low: 1, high: 2}}", "not searchable"),
 ])
 def test_bad_sweep_config_fails_before_ray(override, message, capsys):

@@ -140,7 +140,7 @@ def test_learning_rate_scale_keeps_the_schedule_and_survives_a_resume():
     it again after restoring a checkpoint changes nothing; scale 1 gives the plain schedule back."""
     from transformers import get_linear_schedule_with_warmup
 
-    from ticketbert.training.lr_scale import set_lr_scale
+    from ticketbert.pruning.lr_scale import set_lr_scale
 
     def schedule():
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ticketbert.pruning.methods.description import (CONFIG_OPTIONS, DENSE, GRADIENT_CRITERIA, describe,
+                                                    descriptions, import_plugins, is_dense, method_names)
 from ticketbert.tasks.definition import TaskDefinition
 from ticketbert.tasks.shipped import SHIPPED_NAMES, shipped_definitions, shipped_raw
 
@@ -104,15 +106,27 @@ class TrainConfig(_Strict):
         return device
 
 
-PruneMethod = Literal["none", "magnitude", "heads", "ffn", "layers", "heads+ffn"]
-# each method's criterion when prune.criterion is not set (ticketbert.pruning.methods holds the same)
-DEFAULT_CRITERIA = {"magnitude": "l1", "heads": "taylor", "ffn": "taylor", "layers": "loss_increment",
-                    "heads+ffn": "fisher"}
-Criterion = Literal["l1", "taylor", "loss_increment", "fisher", "fisher_batch"]
+def check_method(method: str) -> str:
+    """``method`` is "none" (no pruning) or a registered method (``ticketbert.pruning.methods``)."""
+    if not is_dense(method) and method not in method_names():
+        raise ValueError(f"unknown method {method!r}; known: {DENSE}, {', '.join(method_names())}")
+    return method
+
+
+def check_criterion(criterion: str) -> str:
+    """``criterion`` is one that some registered method ranks by."""
+    known = sorted({c for d in descriptions() for c in d.criteria})
+    if criterion not in known:
+        raise ValueError(f"unknown criterion {criterion!r}; known: {', '.join(known)}")
+    return criterion
+
+
+PruneMethod = Annotated[str, AfterValidator(check_method)]  # "none" or a registered pruning method
+Criterion = Annotated[str, AfterValidator(check_criterion)]  # l1, taylor, ...: each method lists those it takes
 
 
 class PruneConfig(_Strict):
-    method: PruneMethod = "none"
+    method: PruneMethod = DENSE
     # fraction of prunable encoder weights removed, in [0, 1)
     sparsity: SparsityLevel = 0.0
     criterion: Criterion | None = None  # None: the method's default
@@ -153,31 +167,23 @@ class PruneConfig(_Strict):
 
     @model_validator(mode="after")
     def _method_fits_mode(self) -> "PruneConfig":
-        if self.mode == "imp" and self.method not in ("none", "magnitude"):
-            raise ValueError(f"prune.mode imp rewinds magnitude masks: method must be magnitude, got {self.method!r}")
-        if self.method == "magnitude" and self.criterion not in (None, "l1"):
-            raise ValueError(f"prune.criterion: method magnitude ranks weights by l1 only, got {self.criterion!r}")
-        if self.method == "heads+ffn" and self.mode != "posthoc":
-            raise ValueError(f"prune.method heads+ffn plans one post-hoc budget: prune.mode must be posthoc, "
-                             f"got {self.mode!r}")
-        if self.method == "heads+ffn" and self.criterion in ("l1",):
-            raise ValueError("prune.criterion: heads+ffn needs loss-based scores comparable across kinds "
-                             "(fisher, fisher_batch, taylor, loss_increment), got 'l1'")
-        criterion = self.criterion or DEFAULT_CRITERIA.get(self.method)
-        if self.early_bird_draws == "training" and criterion not in ("taylor", "fisher", "fisher_batch"):
-            raise ValueError(f"prune.early_bird_draws: training draws sum gate gradients; criterion must be taylor, "
-                             f"fisher or fisher_batch, got method {self.method!r} with criterion {criterion!r}")
         if self.mode != "early_bird":
             for option, default in (("early_bird_draws", "auto"), ("early_bird_search_lr", None)):
                 if getattr(self, option) != default:
                     raise ValueError(f"prune.{option} applies to prune.mode early_bird, got mode {self.mode!r}")
-        if self.repair is not None and self.method not in ("none", "heads", "ffn", "heads+ffn"):
-            raise ValueError(f"prune.repair: lstsq rescales heads and FFN neurons; method must be heads, ffn or "
-                             f"heads+ffn, got {self.method!r}")
-        for option in ("budget", "round_to"):
-            if getattr(self, option) is not None and self.method not in ("none", "heads+ffn"):
-                raise ValueError(f"prune.{option} applies to method heads+ffn only, got method {self.method!r}")
-        if self.distill_alpha > 0 and self.recovery_epochs == 0 and self.mode == "posthoc" and self.method != "none":
+        if is_dense(self.method):
+            return self
+        described = describe(self.method)
+        criterion = described.check_criterion(self.criterion)
+        described.check_mode(self.mode)
+        described.check_scope(self.scope)
+        described.check_options(**{option: getattr(self, option) for option in CONFIG_OPTIONS
+                                   if option in type(self).model_fields})
+        if self.early_bird_draws == "training" and criterion not in GRADIENT_CRITERIA:
+            raise ValueError(f"prune.early_bird_draws: training draws sum gate gradients; criterion must be "
+                             f"{', '.join(GRADIENT_CRITERIA)}, got method {self.method!r} with criterion "
+                             f"{criterion!r}")
+        if self.distill_alpha > 0 and self.recovery_epochs == 0 and self.mode == "posthoc":
             raise ValueError("prune.distill_alpha distils during recovery: set prune.recovery_epochs >= 1")
         return self
 
@@ -215,6 +221,8 @@ def merge_task_declarations(raw: dict[str, Any]) -> dict[str, Any]:
 
 class RunConfig(_Strict):
     name: str = "run"
+    # modules imported before the rest is read: they register pruning methods of their own
+    plugins: list[str] = Field(default_factory=list)
     # declared tasks: name -> definition (a shipped name starts from its shipped declaration)
     tasks: dict[str, TaskDefinition] = Field(default_factory=dict)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -227,7 +235,9 @@ class RunConfig(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _declarations(cls, raw: Any) -> Any:
+    def _import_plugins_and_merge_declarations(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and isinstance(raw.get("plugins"), list):
+            import_plugins([str(module) for module in raw["plugins"]])
         return merge_task_declarations(raw)
 
     @model_validator(mode="after")

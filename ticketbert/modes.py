@@ -26,9 +26,10 @@ from ticketbert.data import TaskData
 from ticketbert.measure import prune_and_measure
 from ticketbert.tasks.model import TicketBertModel
 from ticketbert.models.compute import count_prunable, flops_per_token
-from ticketbert.pruning import Scores, attach_masks, load_pruned, make_calibration, plan, save_pruned, score
+from ticketbert.pruning import (Scores, attach_masks, load_pruned, make_calibration, needs_data, plan, save_pruned,
+                                score)
 from ticketbert.pruning.early_bird import EarlyBirdPruner
-from ticketbert.pruning.methods import get_method
+from ticketbert.pruning.methods import get_method, is_dense
 from ticketbert.training.callbacks import EarlyBirdHook
 from ticketbert.training.device import use_bf16
 from ticketbert.training.evaluate import evaluate
@@ -96,7 +97,7 @@ def cached_scores(directory: Path, model: TicketBertModel, config: RunConfig, da
     """Importance scores of the dense model in ``directory``: structured ones are computed once
     per (method, criterion) and cached there for every sparsity level and trial."""
     method, criterion = config.prune.method, config.prune.criterion
-    if method == "magnitude":
+    if not needs_data(method, criterion):
         return score(model, method, criterion)
     path = directory / "scores" / f"{method}-{criterion or 'default'}.safetensors"
     with _locked(path.parent):
@@ -139,20 +140,21 @@ def run_early_bird(config: RunConfig, model: TicketBertModel, data: dict[str, Ta
                              draws=p.early_bird_draws, data=calibration, model=model)
     search_scale = None if p.early_bird_search_lr is None else p.early_bird_search_lr / config.train.lr
     hook = EarlyBirdHook(pruner, logger, search_lr_scale=search_scale)
+    run = hook.run
     with pruner:  # training draws' gates come off the model however training ends
         trained = fit(model, data, config.train, pad_id=pad_id, logger=logger, checkpoint_dir=directory / "train",
                       callbacks=[hook])
         final = trained.final
-        if hook.report is None:  # training ended before the ticket settled: prune with the last mask, evaluate that
-            hook.end_search(trained)
-            hook.report = pruner.prune(model)
+        if run.report is None:  # training ended before the ticket settled: prune with the last mask, evaluate that
+            run.end_search(trained.train_flops)
+            run.prune_now(model)
             device = next(model.parameters()).device
             final = evaluate(model, data, pad_id=pad_id, batch_size=config.train.eval_batch_size, device=device,
                              bf16=use_bf16(device, config.train.bf16))
     total = trained.train_flops + pruner.scoring_flops
-    metrics = {**final, **hook.found_metrics(), "total_train_flops": total}
-    if hook.pruned_clock is not None:  # this process saw the ticket: the rest of training is timed
-        metrics["final_seconds"] = time.perf_counter() - hook.pruned_clock
+    metrics = {**final, **run.found_metrics(), "total_train_flops": total}
+    if run.pruned_clock is not None:  # this process saw the ticket: the rest of training is timed
+        metrics["final_seconds"] = time.perf_counter() - run.pruned_clock
     logger.log_dict(metrics, step=len(trained.history))
     return ModeResult(metrics, trained.history, save_pruned(model, directory / "model"))
 
@@ -176,7 +178,7 @@ def run_imp(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData]
         if round_number == rounds:
             break
         target = 1.0 - (1.0 - p.sparsity) ** ((round_number + 1) / rounds)
-        masks = plan(score(candidate, "magnitude"), target, p.scope).masks
+        masks = plan(score(candidate, p.method), target, p.scope).masks
     achieved = 1.0 - sum(int(m.sum()) for m in masks.values()) / count_prunable(candidate, nonzero=False)
     metrics = {**trained.final, "achieved_sparsity": achieved, "total_train_flops": flops}
     logger.log_dict(metrics, step=len(history))
@@ -186,7 +188,7 @@ def run_imp(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData]
 def run_mode(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
              logger: Logger, directory: Path) -> ModeResult:
     """Dispatch on ``config.prune``: dense, post-hoc, early-bird or IMP."""
-    if config.prune.method == "none":
+    if is_dense(config.prune.method):
         return run_dense(config, model, data, pad_id, logger, directory)
     return {"posthoc": run_posthoc, "early_bird": run_early_bird, "imp": run_imp}[config.prune.mode](
         config, model, data, pad_id, logger, directory)

@@ -6,20 +6,19 @@ from __future__ import annotations
 from ticketbert.config import PruneConfig
 from ticketbert.measure import sweep_sparsity
 from ticketbert.pruning import method_limit
+from ticketbert.pruning.methods.description import CONFIG_OPTIONS, describe
 from ticketbert.tracking import Tracker
 
 DEFAULT_LEVELS = [round(0.1 * i, 1) for i in range(10)]
 
 
 def options_for(prune: PruneConfig, method: str) -> PruneConfig:
-    """``prune``'s repair, budget and round_to where ``method`` takes them (prune.* overrides
+    """``prune`` with the method options ``method`` does not take cleared (prune.* overrides
     apply to every method of the sweep that can use them)."""
-    update = {"method": method}
-    if method not in ("heads", "ffn", "heads+ffn"):
-        update["repair"] = None
-    if method != "heads+ffn":
-        update.update(budget=None, round_to=None)
-    return PruneConfig.model_validate({**prune.model_dump(), **update})
+    described = describe(method)
+    update = {option: None for option in CONFIG_OPTIONS if option in PruneConfig.model_fields
+              and not described.takes(option)}
+    return PruneConfig.model_validate({**prune.model_dump(), **update, "method": method})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from ticketbert.data import (RawTaskData, TaskData, data_fingerprint, encode_tas
                              resolve_source, run_definitions, warn_if_synthetic)
 from ticketbert.models import load_tokenizer
 from ticketbert.modes import run_mode
+from ticketbert.pruning.methods import is_dense
 from ticketbert.tasks.model import build_model
 from ticketbert.tracking import MlflowLogger, Tracker
 from ticketbert.training.device import seed_everything
@@ -43,7 +44,7 @@ def run_tags(config: RunConfig) -> dict[str, Any]:
     """The standard tags of a run: task, mode, method, criterion, sparsity, seed, its tasks'
     primary metrics in words (``task_metric``: 'SST accuracy', 'sst2 f1') and its data
     (source, fingerprint, ``synthetic_data``)."""
-    pruned = config.prune.method != "none"
+    pruned = not is_dense(config.prune.method)
     source = resolve_source(config.data).source
     definitions = run_definitions(config)
     return {

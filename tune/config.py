@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from ticketbert.config import (ConfigError, Criterion, PruneConfig, PruneMethod, RunConfig, SparsityLevel, TaskName,
                                _Strict, check_task_names, config_folder, merge, parse_overrides, read_yaml,
                                resolve_task_paths, validate)
+from ticketbert.pruning.methods.description import describe, is_dense, method_names
 from ticketbert.tasks.definition import TaskDefinition
 
 
@@ -27,9 +28,10 @@ class GridConfig(_Strict):
     @field_validator("criteria")
     @classmethod
     def _known_methods(cls, criteria: dict[str, str]) -> dict[str, str]:
-        for method in criteria:
-            if method == "none" or method not in get_args(PruneMethod):
-                raise ValueError(f"criteria: unknown method {method!r}")
+        for method, criterion in criteria.items():
+            if is_dense(method) or method not in method_names():
+                raise ValueError(f"criteria: unknown method {method!r}; known: {', '.join(method_names())}")
+            describe(method).check_criterion(criterion)
         return criteria
 
 
@@ -103,11 +105,6 @@ class SweepConfig(_Strict):
 
     @model_validator(mode="after")
     def _methods_fit_mode(self) -> "SweepConfig":
-        if self.grid.mode == "imp" and set(self.grid.methods) - {"none", "magnitude"}:
-            raise ValueError("grid.mode imp rewinds magnitude masks: methods must be magnitude (or none)")
-        for method, criterion in self.grid.criteria.items():
-            if method == "magnitude" and criterion != "l1":
-                raise ValueError("grid.criteria: magnitude ranks weights by l1 only")
         for method in self.grid.methods:  # base.prune's options (repair, budget, ...) must fit every method
             point = {**self.base.prune.model_dump(), "method": method, "mode": self.grid.mode,
                      "criterion": self.grid.criteria.get(method)}
@@ -123,9 +120,9 @@ class SweepConfig(_Strict):
         points = []
         for task, method, sparsity, seed in itertools.product(self.grid.tasks, self.grid.methods,
                                                               self.grid.sparsities, self.grid.seeds):
-            if method == "none" and sparsity != self.grid.sparsities[0]:
+            if is_dense(method) and sparsity != self.grid.sparsities[0]:
                 continue  # the dense baseline once per task and seed
-            points.append({"task": task, "method": method, "sparsity": 0.0 if method == "none" else sparsity,
+            points.append({"task": task, "method": method, "sparsity": 0.0 if is_dense(method) else sparsity,
                            "seed": seed, "criterion": self.grid.criteria.get(method)})
         return points
 

@@ -68,11 +68,12 @@ def structured_limits(config: SweepConfig) -> tuple[list[dict], list[str]]:
 
     from ticketbert.models import resolve_encoder
     from ticketbert.pruning.api import method_limit
+    from ticketbert.pruning.methods import is_dense
 
     with torch.device("meta"):
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(resolve_encoder(config.base.model.encoder)))
     points = config.trials()
-    limits = {method: 1.0 if method == "none" else method_limit(encoder, method)
+    limits = {method: 1.0 if is_dense(method) else method_limit(encoder, method)
               for method in {point["method"] for point in points}}
     kept, notes = [], []
     for point in points:

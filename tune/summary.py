@@ -6,6 +6,8 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
+from ticketbert.pruning.methods import is_dense
+
 
 def summarize(points: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per task x method x sparsity: best and mean dev metric over seeds."""
@@ -31,7 +33,7 @@ def training_flops(points: list[dict[str, Any]], results: list[dict[str, Any]],
     scoring, FLOPs of its one dense fine-tune)."""
     spent: dict[str, float] = defaultdict(float)
     for point, result in zip(points, results):
-        if "error" not in result and point["method"] != "none":
+        if "error" not in result and not is_dense(point["method"]):
             spent[f"{point['task']}/s{point['seed']}"] += sum(
                 result.get(k, 0.0) for k in ("recovery_train_flops", "scoring_flops", "total_train_flops"))
     rows = []
@@ -69,7 +71,7 @@ def print_summary(points: list[dict[str, Any]], results: list[dict[str, Any]], d
     if failed:
         print(f"failed trials ({len(failed)}): {', '.join(failed)}")
     for group, total, one in training_flops(points, results, dense):
-        trials = sum(1 for p in points if f"{p['task']}/s{p['seed']}" == group and p["method"] != "none")
+        trials = sum(1 for p in points if f"{p['task']}/s{p['seed']}" == group and not is_dense(p["method"]))
         print(f"training FLOPs {group}: {total:.3e} for {trials} pruning trials + their dense fine-tune = "
               f"{total / one:.2f}x one dense fine-tune ({one:.3e})")
     if synthetic:

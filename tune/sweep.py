@@ -17,6 +17,7 @@ from typing import Any
 
 from ticketbert.config import ConfigError
 from ticketbert.data import DataError, DataLocation, resolve_source
+from ticketbert.pruning.methods.description import DENSE, is_dense
 from ticketbert.tasks.definition import TaskDefinition
 from tune.config import SweepConfig, load_sweep_config
 from tune.resources import TrialResources, plan_resources
@@ -31,7 +32,7 @@ def trial_overrides(point: dict[str, Any], config: SweepConfig, dense_dirs: dict
     task, method, sparsity, seed = point["task"], point["method"], point["sparsity"], point["seed"]
     prune: dict[str, Any] = {"method": method, "sparsity": sparsity, "criterion": point["criterion"],
                              "mode": config.grid.mode}
-    if method != "none" and config.grid.mode == "posthoc":
+    if not is_dense(method) and config.grid.mode == "posthoc":
         prune["dense_dir"] = str(dense_dirs[(task, seed)])
     return {"name": f"{config.name}-{task}-{method}-{sparsity:g}-s{seed}", "train": {"tasks": [task], "seed": seed},
             "prune": prune, "output_dir": str(runs_dir)}
@@ -39,7 +40,7 @@ def trial_overrides(point: dict[str, Any], config: SweepConfig, dense_dirs: dict
 
 def dense_overrides(group: dict[str, Any], config: SweepConfig, dense_dir: Path) -> dict[str, Any]:
     return {"name": f"{config.name}-{group['task']}-dense-s{group['seed']}",
-            "train": {"tasks": [group["task"]], "seed": group["seed"]}, "prune": {"method": "none"},
+            "train": {"tasks": [group["task"]], "seed": group["seed"]}, "prune": {"method": DENSE},
             "output_dir": str(dense_dir)}
 
 
@@ -191,7 +192,7 @@ def run_stages(runner, config: SweepConfig, points: list[dict[str, Any]], instan
     ``points``, dense results)."""
     dense_dirs: dict[tuple, Path] = {}
     dense_results = []
-    if config.grid.mode == "posthoc" and any(p["method"] != "none" for p in points):
+    if config.grid.mode == "posthoc" and any(not is_dense(p["method"]) for p in points):
         groups = [(g, dense_overrides(g, config, instance.dense_dir)) for g in config.groups()]
         dense_results = runner.run_stage("dense", [o for _, o in groups], parent_run_id,
                                          search=config.search is not None)
@@ -201,7 +202,7 @@ def run_stages(runner, config: SweepConfig, points: list[dict[str, Any]], instan
             dense_dirs[(group["task"], group["seed"])] = Path(result["model_dir"]).parent
     # post-hoc: the dense baseline ("none") of a group is its dense fine-tune, not a new trial
     dense_of = {(g["task"], g["seed"]): r for g, r in zip(config.groups(), dense_results)}
-    pruned = [p for p in points if not (dense_dirs and p["method"] == "none")]
+    pruned = [p for p in points if not (dense_dirs and is_dense(p["method"]))]
     trials = [trial_overrides(p, config, dense_dirs, instance.runs_dir) for p in pruned]
     results = iter(runner.run_stage("prune", trials, parent_run_id,
                                     search=config.search is not None and config.grid.mode != "posthoc"))

@@ -1,14 +1,29 @@
-"""Pruning: scores, plans and their application (masks or physical removal), early-bird
-mask search, optimizer-state slicing, and saving/reloading pruned models."""
+"""Pruning: method descriptions, scores, plans and their application (masks or physical
+removal), early-bird mask search, optimizer-state slicing, and saving/reloading pruned models.
 
-from ticketbert.pruning.api import (METHODS, Plan, PruningReport, Scores, apply, max_sparsity, method_limit,
-                                    needs_data, plan, prune, score)
-from ticketbert.pruning.calibration import Calibration, as_calibration, make_calibration
-from ticketbert.pruning.criteria import CRITERIA
-from ticketbert.pruning.io import load_pruned, save_pruned
-from ticketbert.pruning.masks import attach_masks, attached_masks, bake_masks
-from ticketbert.pruning.optim import slice_optimizer
+Names load on first use, so that the torch-free method descriptions
+(``ticketbert.pruning.methods``) are read without importing torch."""
 
-__all__ = ["CRITERIA", "METHODS", "Calibration", "Plan", "PruningReport", "Scores", "apply", "as_calibration",
-           "attach_masks", "attached_masks", "bake_masks", "load_pruned", "make_calibration", "max_sparsity",
-           "method_limit", "needs_data", "plan", "prune", "save_pruned", "score", "slice_optimizer"]
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    **{name: "ticketbert.pruning.api" for name in ("PruningReport", "apply", "max_sparsity", "method_limit",
+                                                   "needs_data", "plan", "prune", "score")},
+    **{name: "ticketbert.pruning.methods.base" for name in ("JointPlan", "JointScores", "MaskPlan", "Plan", "Scores",
+                                                            "UnitPlan", "UnitScores", "WeightScores")},
+    **{name: "ticketbert.pruning.calibration" for name in ("Calibration", "as_calibration", "make_calibration")},
+    "CRITERIA": "ticketbert.pruning.criteria",
+    **{name: "ticketbert.pruning.io" for name in ("load_pruned", "save_pruned")},
+    **{name: "ticketbert.pruning.masks" for name in ("attach_masks", "attached_masks", "bake_masks")},
+    "slice_optimizer": "ticketbert.pruning.optim",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ticketbert.pruning' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

@@ -22,7 +22,8 @@ from ticketbert.models.families import require_encoder
 from ticketbert.models.structure import Cut
 from ticketbert.pruning.calibration import Calibration, LossFn, as_calibration
 from ticketbert.pruning.criteria import get_criterion, normalize_per_layer
-from ticketbert.pruning.methods import METHODS, Plan, Scores, get_method
+from ticketbert.pruning.methods import describe, get_method
+from ticketbert.pruning.methods.base import JointPlan, MaskPlan, Plan, Scores, UnitPlan
 from ticketbert.pruning.optim import slice_optimizer
 from ticketbert.pruning.repair import REPAIRS, RepairResult, repair_lstsq
 
@@ -35,9 +36,7 @@ class PruningReport:
     criterion: str
     target_sparsity: float
     achieved_sparsity: float
-    masks: dict[str, torch.Tensor] | None = None  # unstructured: param name -> keep-mask
-    removed: dict[int, list[int]] = field(default_factory=dict)  # structured: layer -> unit indices
-    removed_by_kind: dict[str, dict[int, list[int]]] = field(default_factory=dict)  # heads+ffn: kind -> removed
+    plan: Plan | None = field(default=None, repr=False)  # what was removed
     params_before: int = 0
     params_after: int = 0
     prunable_before: int = 0
@@ -46,6 +45,21 @@ class PruningReport:
     flops_per_token_after: float = 0.0
     cuts: list[Cut] = field(default_factory=list, repr=False)  # parameters cut in place
     repair: RepairResult | None = field(default=None, repr=False)  # repair="lstsq": scales and errors
+
+    @property
+    def masks(self) -> dict[str, torch.Tensor] | None:
+        """Unstructured: parameter name -> keep-mask (None for structured plans)."""
+        return self.plan.masks if isinstance(self.plan, MaskPlan) else None
+
+    @property
+    def removed(self) -> dict[int, list[int]]:
+        """One unit kind: layer -> removed unit indices."""
+        return self.plan.removed if isinstance(self.plan, UnitPlan) else {}
+
+    @property
+    def removed_by_kind(self) -> dict[str, dict[int, list[int]]]:
+        """Several unit kinds: kind -> layer -> removed unit indices."""
+        return self.plan.removed_by_kind if isinstance(self.plan, JointPlan) else {}
 
     @property
     def flops_speedup(self) -> float:
@@ -74,12 +88,9 @@ def check_sparsity(sparsity: float) -> None:
 
 def resolve_criterion(method: str, criterion: str | None) -> str:
     """``criterion`` checked against ``method`` (default: the method's usual one)."""
-    chosen = get_method(method)
-    criterion = criterion or chosen.default_criterion
-    get_criterion(criterion)  # unknown names fail here, naming the known ones
-    if criterion not in chosen.criteria:
-        raise ValueError(f"method {method!r} ranks units by {', '.join(chosen.criteria)}; got criterion {criterion!r}")
-    return criterion
+    if criterion is not None:
+        get_criterion(criterion)  # unknown names fail here, naming the known ones
+    return describe(method).check_criterion(criterion)
 
 
 def needs_data(method: str, criterion: str | None) -> bool:
@@ -109,18 +120,17 @@ def score(model: nn.Module, method: str, criterion: str | None = None, data: Any
     ``{task: TaskData}``. ``include`` / ``exclude`` (magnitude only): module-name patterns added
     to / removed from the prunable set.
     """
-    chosen = get_method(method)
     criterion = resolve_criterion(method, criterion)
-    if (include or exclude) and method != "magnitude":
-        raise ValueError(f"include/exclude apply to method 'magnitude' only, not {method!r}")
+    described = describe(method)
+    described.check_options(include=(include or exclude) or None, normalize=normalize or None)
     calibration = None
     if get_criterion(criterion).needs_data:
         if data is None:
             raise ValueError(f"method {method!r} with criterion {criterion!r} measures a loss: pass data= (batches) "
                              f"and, unless model(**batch).loss works, loss_fn=; or use criterion='l1' (no data)")
         calibration = as_calibration(data, loss_fn, examples=calibration_examples, pad_id=pad_id)
-    scores = chosen.score(model, criterion, calibration, include=include, exclude=exclude)
-    if normalize and method != "magnitude":
+    scores = described.method().score(model, criterion, calibration, include=include, exclude=exclude)
+    if normalize:
         scores.values = normalize_per_layer(scores.values)
     return scores
 
@@ -136,23 +146,17 @@ def plan(scores: Scores, sparsity: float, scope: str = "global",
     token removed) or ``"weights"`` (the fraction of prunable weights), and ``round_to`` (keep a
     multiple of that many FFN neurons in every layer)."""
     check_sparsity(sparsity)
-    method = get_method(scores.method)
+    described = describe(scores.method)
+    described.check_options(budget=budget, round_to=round_to)
     options = {k: v for k, v in (("budget", budget), ("round_to", round_to)) if v is not None}
-    for option in options:
-        if option not in method.plan_options:
-            raise ValueError(f"{option} applies to method 'heads+ffn' only, not {scores.method!r}")
-    return method.plan(scores, sparsity, scope, exclude, **options)
+    return described.method().plan(scores, sparsity, scope, exclude, **options)
 
 
 def check_repair(method: str, repair: str | None) -> None:
-    """``repair`` is None or a known repair, and ``method`` removes heads or FFN neurons."""
-    if repair is None:
-        return
-    if repair not in REPAIRS:
+    """``repair`` is None or a known repair that ``method`` takes."""
+    if repair is not None and repair not in REPAIRS:
         raise ValueError(f"repair must be one of {', '.join(REPAIRS)} (or None), got {repair!r}")
-    if method not in ("heads", "ffn", "heads+ffn"):
-        raise ValueError(f"repair {repair!r} rescales kept heads and FFN neurons: method must be heads, ffn or "
-                         f"heads+ffn, got {method!r}")
+    describe(method).check_options(repair=repair)
 
 
 def apply(model: nn.Module, prune_plan: Plan, *, optimizer: torch.optim.Optimizer | None = None,
@@ -177,7 +181,7 @@ def apply(model: nn.Module, prune_plan: Plan, *, optimizer: torch.optim.Optimize
                                 damping=damping)
     before = (count_parameters(model), count_prunable(model, nonzero=False), flops_per_token(model, FLOPS_SEQ_LEN))
     cuts = get_method(prune_plan.method).apply(model, prune_plan)
-    if prune_plan.masks is not None:
+    if isinstance(prune_plan, MaskPlan):
         kept = sum(int(m.sum()) for m in prune_plan.masks.values())
         achieved = 1.0 - kept / sum(m.numel() for m in prune_plan.masks.values())
         prunable_after = count_prunable(model, nonzero=True)
@@ -187,8 +191,7 @@ def apply(model: nn.Module, prune_plan: Plan, *, optimizer: torch.optim.Optimize
     if optimizer is not None:
         slice_optimizer(optimizer, cuts, model)
     return PruningReport(
-        prune_plan.method, prune_plan.criterion, prune_plan.sparsity, achieved, prune_plan.masks, prune_plan.removed,
-        prune_plan.removed_by_kind, params_before=before[0], params_after=count_parameters(model),
+        prune_plan.method, prune_plan.criterion, prune_plan.sparsity, achieved, prune_plan, params_before=before[0], params_after=count_parameters(model),
         prunable_before=before[1], prunable_after=prunable_after, flops_per_token_before=before[2],
         flops_per_token_after=flops_per_token(model, FLOPS_SEQ_LEN), cuts=cuts, repair=repaired)
 
@@ -208,18 +211,17 @@ def prune(model: nn.Module, method: str, sparsity: float, *, criterion: str | No
     ``repair``: see ``apply``.
     """
     check_sparsity(sparsity)
-    get_method(method)
+    described = describe(method)
     check_repair(method, repair)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    described.check_options(steps=steps if steps > 1 else None, normalize=normalize or None)
     kwargs = dict(loss_fn=loss_fn, normalize=normalize, pad_id=pad_id)
-    if method == "heads+ffn" and (steps > 1 or normalize):
-        raise ValueError("method 'heads+ffn' plans in one shot on comparable scores: steps=1, normalize=False")
     if repair is not None and data is not None:
         data = as_calibration(data, loss_fn, pad_id=pad_id)
     options = dict(budget=budget, round_to=round_to)
     repairing = dict(repair=repair, data=data, loss_fn=loss_fn)
-    if method in ("magnitude", "heads+ffn") or steps == 1:
+    if steps == 1:
         scores = score(model, method, criterion, data, include=include, exclude=exclude, **kwargs)
         return apply(model, plan(scores, sparsity, scope, **options), optimizer=optimizer, **repairing)
     unit = get_method(method).unit
@@ -233,8 +235,8 @@ def prune(model: nn.Module, method: str, sparsity: float, *, criterion: str | No
                     gates[i][units] = 0.0
             scores = score(model, method, criterion, calibration, **kwargs)
         removed = plan(scores, sparsity * step / steps, scope, exclude=removed, **options).removed
-    return apply(model, Plan(method, scores.criterion, sparsity, removed=removed), optimizer=optimizer, **repairing)
+    return apply(model, UnitPlan(method, scores.criterion, sparsity, removed), optimizer=optimizer, **repairing)
 
 
-__all__ = ["METHODS", "Calibration", "Plan", "PruningReport", "Scores", "apply", "max_sparsity", "method_limit",
+__all__ = ["Calibration", "Plan", "PruningReport", "Scores", "apply", "max_sparsity", "method_limit",
            "needs_data", "plan", "prune", "score"]

@@ -25,11 +25,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ticketbert.pruning.api import (Plan, PruningReport, Scores, apply, check_sparsity, method_limit, plan,
-                                    resolve_criterion, score)
+from ticketbert.pruning.api import (PruningReport, apply, check_sparsity, method_limit, plan, resolve_criterion,
+                                    score)
 from ticketbert.pruning.calibration import LossFn, as_calibration
-from ticketbert.pruning.criteria import GateGradient, get_criterion
-from ticketbert.pruning.methods import get_method
+from ticketbert.pruning.criteria import get_criterion
+from ticketbert.pruning.methods import describe, get_method
+from ticketbert.pruning.methods.description import GRADIENT_CRITERIA
+from ticketbert.pruning.methods.base import MaskPlan, Plan, Scores, UnitPlan
 from ticketbert.pruning.training_draws import TrainingGates
 
 DRAWS = ("auto", "training", "calibration")
@@ -38,7 +40,7 @@ DRAWS = ("auto", "training", "calibration")
 def plan_distance(a: Plan, b: Plan) -> float:
     """Normalised Hamming distance of two plans: the fraction of units (or weights) whose
     pruned/kept status differs, relative to the number pruned."""
-    if a.masks is not None:
+    if isinstance(a, MaskPlan):
         changed = sum(int((a.masks[k] != b.masks[k]).sum()) for k in a.masks)
         pruned = max(sum(int((~m).sum()) for m in a.masks.values()), 1)
         return changed / (2 * pruned)
@@ -54,7 +56,7 @@ def resolve_draws(criterion: str, draws: str) -> str:
     if draws not in DRAWS:
         raise ValueError(f"draws must be one of {', '.join(DRAWS)}, got {draws!r}")
     chosen = get_criterion(criterion)
-    gradient = isinstance(chosen, GateGradient)
+    gradient = criterion in GRADIENT_CRITERIA
     if draws == "training" and not gradient:
         raise ValueError(f"draws='training' sums gate gradients of the training backward: criterion must be taylor, "
                          f"fisher or fisher_batch, got {criterion!r}")
@@ -86,12 +88,10 @@ class EarlyBirdPruner:
                              f"window {window}, epsilon {epsilon}")
         if max_steps is not None and max_steps < 1:
             raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
-        if scope not in ("global", "layer"):
-            raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+        described = describe(method)
+        described.check_mode("early_bird")
+        described.check_scope(scope)
         check_sparsity(sparsity)
-        if method == "heads+ffn":
-            raise ValueError("method 'heads+ffn' plans one post-hoc budget; early-bird draws heads, ffn, layers or "
-                             "magnitude masks")
         self.criterion = resolve_criterion(method, criterion)
         self.draws = resolve_draws(self.criterion, draws)
         if self.draws == "calibration" and data is None:
@@ -217,8 +217,9 @@ class EarlyBirdPruner:
                                  "distance_steps": list(self.distance_steps),
                                  "found_at": self.found_at, "converged": self.converged,
                                  "scoring_flops": self.scoring_flops}
-        if self.plan is not None:
+        if isinstance(self.plan, MaskPlan):
             state["masks"] = self.plan.masks
+        elif isinstance(self.plan, UnitPlan):
             state["removed"] = {str(k): list(v) for k, v in self.plan.removed.items()}
         return state
 
@@ -227,9 +228,9 @@ class EarlyBirdPruner:
         self.distance_steps = list(state.get("distance_steps", []))
         self.found_at, self.converged = state["found_at"], state["converged"]
         self.scoring_flops = state["scoring_flops"]
-        if "removed" in state:
-            removed = {int(k): list(v) for k, v in state["removed"].items()}
-            masks = state.get("masks")
-            self.plan = Plan(self.method, self.criterion, self.sparsity,
-                             masks={k: torch.as_tensor(v) for k, v in masks.items()} if masks else None,
-                             removed=removed)
+        if state.get("masks"):
+            self.plan = MaskPlan(self.method, self.criterion, self.sparsity,
+                                 {k: torch.as_tensor(v) for k, v in state["masks"].items()})
+        elif "removed" in state:
+            self.plan = UnitPlan(self.method, self.criterion, self.sparsity,
+                                 {int(k): list(v) for k, v in state["removed"].items()})

@@ -1,26 +1,19 @@
-"""Pruning methods, looked up by name. Adding one is one file and one line here."""
+"""Pruning methods, looked up by name: each is a torch-free ``MethodDescription`` (what it is)
+and a ``Method`` (what it does). Built-in methods are described in ``catalog``; see
+``description.register`` for a method of your own."""
 
 from __future__ import annotations
 
-from ticketbert.pruning.methods.base import Method, Plan, Scores
-from ticketbert.pruning.methods.joint import HeadsAndFfn
-from ticketbert.pruning.methods.magnitude import Magnitude
-from ticketbert.pruning.methods.structured import Structured
-from ticketbert.pruning.units import UNIT_KINDS
+from typing import Any
 
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Magnitude(),
-    Structured(UNIT_KINDS["heads"], default_criterion="taylor"),
-    Structured(UNIT_KINDS["ffn"], default_criterion="taylor"),
-    Structured(UNIT_KINDS["layers"], default_criterion="loss_increment"),
-    HeadsAndFfn(),
-)}
+from ticketbert.pruning.methods.description import (DENSE, MethodDescription, describe, descriptions, is_dense,
+                                                    method_names, register)
 
 
-def get_method(name: str) -> Method:
-    if name not in METHODS:
-        raise ValueError(f"unknown pruning method {name!r}; known: {sorted(METHODS)}")
-    return METHODS[name]
+def get_method(name: str) -> Any:
+    """The implementation of method ``name`` (imports torch); one line naming the known ones otherwise."""
+    return describe(name).method()
 
 
-__all__ = ["METHODS", "Method", "Plan", "Scores", "get_method"]
+__all__ = ["DENSE", "MethodDescription", "describe", "descriptions", "get_method", "is_dense", "method_names",
+           "register"]

@@ -1,5 +1,6 @@
-"""What a pruning method is: score units under a criterion, plan which go for a sparsity,
-apply the plan to a model. ``Scores`` and ``Plan`` are plain values passed between the steps."""
+"""What a pruning method does: score units under a criterion, plan which go for a sparsity,
+apply the plan to a model. Scores and plans are plain values passed between the steps, one
+type per kind: weights (unstructured masks), units of one kind, units of several kinds."""
 
 from __future__ import annotations
 
@@ -11,54 +12,99 @@ from torch import nn
 
 from ticketbert.models.structure import Cut
 from ticketbert.pruning.calibration import Calibration
+from ticketbert.pruning.methods.description import MethodDescription, describe
 
 
 @dataclass
 class Scores:
-    """Importance of every unit under one criterion; computed once, planned at many sparsities."""
+    """Importance under one criterion; computed once, planned at many sparsities."""
 
     method: str
     criterion: str
-    # magnitude: per weight; one unit kind: per layer; several kinds (heads+ffn): kind -> per layer
-    values: dict[str, torch.Tensor] | list[torch.Tensor] | dict[str, list[torch.Tensor]]
-    unit_sizes: list[torch.Tensor] | dict[str, list[torch.Tensor]] = field(default_factory=list)  # weights per unit
-    total: int = 0  # prunable weights of the scored model
-    flops: float = 0.0  # model FLOPs spent scoring (forward passes, and backward for gradients)
-    unit_flops: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # heads+ffn: FLOPs/token per unit
-    total_flops: float = 0.0  # heads+ffn: the scored model's FLOPs per token (what the units hold)
+    total: int  # prunable weights of the scored model
+    flops: float  # model FLOPs spent scoring (forward passes, and backward for gradients)
+
+
+@dataclass
+class WeightScores(Scores):
+    """Per weight: parameter name -> importance of each entry."""
+
+    values: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class UnitScores(Scores):
+    """One unit kind: per layer, the importance and the weight count of every unit."""
+
+    values: list[torch.Tensor] = field(default_factory=list)
+    unit_sizes: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class JointScores(Scores):
+    """Several unit kinds under one budget: per kind and layer, importance, weights and FLOPs/token."""
+
+    values: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    unit_sizes: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    unit_flops: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    total_flops: float = 0.0  # the scored model's FLOPs per token (what the units hold)
 
 
 @dataclass
 class Plan:
-    """What to remove: weight masks (unstructured) or unit indices per layer (structured)."""
+    """What to remove to reach ``sparsity``."""
 
     method: str
     criterion: str
     sparsity: float
-    masks: dict[str, torch.Tensor] | None = None
-    removed: dict[int, list[int]] = field(default_factory=dict)
-    removed_by_kind: dict[str, dict[int, list[int]]] = field(default_factory=dict)  # several unit kinds
 
     def removals(self) -> dict[str, dict[int, list[int]]]:
-        """Unit kind -> layer -> removed unit indices (empty for magnitude masks)."""
-        if self.removed_by_kind:
-            return self.removed_by_kind
-        return {self.method: self.removed} if self.masks is None else {}
+        """Unit kind -> layer -> removed unit indices (nothing for weight masks)."""
+        return {}
+
+
+@dataclass
+class MaskPlan(Plan):
+    """Unstructured: parameter name -> keep-mask (True = kept)."""
+
+    masks: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class UnitPlan(Plan):
+    """One unit kind (the method's): layer -> removed unit indices."""
+
+    removed: dict[int, list[int]] = field(default_factory=dict)
+
+    def removals(self) -> dict[str, dict[int, list[int]]]:
+        return {describe(self.method).units[0]: self.removed}
+
+
+@dataclass
+class JointPlan(Plan):
+    """Several unit kinds: kind -> layer -> removed unit indices."""
+
+    removed_by_kind: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+
+    def removals(self) -> dict[str, dict[int, list[int]]]:
+        return self.removed_by_kind
 
 
 class Method:
-    """A pruning method, looked up by name in ``METHODS``."""
+    """A pruning method's implementation; what it is (criteria, options, modes) is its
+    ``description``, looked up by ``name``."""
 
     name: str
-    default_criterion: str
-    criteria: tuple[str, ...]  # the criteria it accepts
-    plan_options: tuple[str, ...] = ()  # keyword options of ``plan`` (heads+ffn: budget, round_to)
+
+    @property
+    def description(self) -> MethodDescription:
+        return describe(self.name)
 
     def limit(self, model: nn.Module) -> float:
         """The largest sparsity the method can reach on ``model``."""
         raise NotImplementedError
 
-    def max_sparsity(self, scores: "Scores") -> float:
+    def max_sparsity(self, scores: Scores) -> float:
         """The largest sparsity ``scores`` can be planned at (structured methods: what their units hold)."""
         return 1.0
 
@@ -72,7 +118,7 @@ class Method:
 
     def plan(self, scores: Scores, sparsity: float, scope: str,
              exclude: dict[int, list[int]] | None = None, **options) -> Plan:
-        """``options``: method-specific planning options (``heads+ffn``: budget, round_to)."""
+        """``options``: the method's planning options (``heads+ffn``: budget, round_to)."""
         raise NotImplementedError
 
     def apply(self, model: nn.Module, plan: Plan) -> list[Cut]:

@@ -23,10 +23,11 @@ import torch
 from ticketbert.models.compute import FLOPS_SEQ_LEN, count_prunable, flops_per_token
 from ticketbert.models.families import Encoder, require_encoder
 from ticketbert.pruning.criteria import get_criterion
-from ticketbert.pruning.methods.base import Method, Plan, Scores
+from ticketbert.pruning.methods.base import JointPlan, JointScores, Method
+from ticketbert.pruning.methods.description import describe
 from ticketbert.pruning.units import UNIT_KINDS
 
-KINDS = ("heads", "ffn")
+KINDS = describe("heads+ffn").units
 BUDGETS = ("flops", "weights")
 
 
@@ -83,38 +84,33 @@ class HeadsAndFfn(Method):
     """One budget over attention heads and FFN neurons together (see the module docstring)."""
 
     name = "heads+ffn"
-    default_criterion = "fisher"
-    criteria = ("fisher", "fisher_batch", "taylor", "loss_increment")
-    plan_options = ("budget", "round_to")
 
     def limit(self, model) -> float:
         require_encoder(model, f"method {self.name!r}")
         return 1.0
 
-    def score(self, model, criterion, calibration, *, include=(), exclude=()) -> Scores:
+    def score(self, model, criterion, calibration, *, include=(), exclude=()) -> JointScores:
         encoder = require_encoder(model, f"method {self.name!r}")
         chosen = get_criterion(criterion)
         values = {kind: chosen(model, encoder, UNIT_KINDS[kind], calibration) for kind in KINDS}
         flops = sum(chosen.flops(v, calibration, model) for v in values.values())
         return self.scores_from(model, criterion, values, flops)
 
-    def scores_from(self, model, criterion, values, flops=0.0) -> Scores:
+    def scores_from(self, model, criterion, values, flops=0.0) -> JointScores:
         encoder = require_encoder(model, f"method {self.name!r}")
-        return Scores(self.name, criterion, values, {k: UNIT_KINDS[k].weight_counts(encoder) for k in KINDS},
-                      count_prunable(model, nonzero=False), flops,
-                      unit_flops={k: unit_flops(encoder, k) for k in KINDS},
-                      total_flops=flops_per_token(model, FLOPS_SEQ_LEN))
+        return JointScores(self.name, criterion, count_prunable(model, nonzero=False), flops, values,
+                           {k: UNIT_KINDS[k].weight_counts(encoder) for k in KINDS},
+                           {k: unit_flops(encoder, k) for k in KINDS}, flops_per_token(model, FLOPS_SEQ_LEN))
 
-    def plan(self, scores: Scores, sparsity: float, scope: str, exclude=None, *, budget: str | None = None,
-             round_to: int | None = None) -> Plan:
+    def plan(self, scores: JointScores, sparsity: float, scope: str, exclude=None, *, budget: str | None = None,
+             round_to: int | None = None) -> JointPlan:
         budget = "flops" if budget is None else budget
         round_to = 1 if round_to is None else round_to
         if budget not in BUDGETS:
             raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
         if round_to < 1:
             raise ValueError(f"round_to must be >= 1, got {round_to}")
-        if scope != "global":
-            raise ValueError(f"method {self.name!r} searches one global budget: scope must be 'global', got {scope!r}")
+        self.description.check_scope(scope)
         if exclude:
             raise ValueError(f"method {self.name!r} plans in one shot (no iterative steps or excluded units)")
         costs = scores.unit_flops if budget == "flops" else scores.unit_sizes
@@ -128,8 +124,11 @@ class HeadsAndFfn(Method):
                 if order[keep:]:
                     per_layer[layer] = sorted(order[keep:])
             removed[kind] = per_layer
-        return Plan(self.name, scores.criterion, sparsity, removed_by_kind=removed)
+        return JointPlan(self.name, scores.criterion, sparsity, removed)
 
     def apply(self, model, plan) -> list:
         encoder = require_encoder(model, f"method {self.name!r}")
         return [cut for kind in KINDS for cut in UNIT_KINDS[kind].remove(encoder, plan.removed_by_kind.get(kind, {}))]
+
+
+METHOD = HeadsAndFfn()

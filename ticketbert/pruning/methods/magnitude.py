@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ticketbert.pruning.masks import attach_masks, magnitude_scores, plan_masks
-from ticketbert.pruning.methods.base import Method, Plan, Scores
+from ticketbert.pruning.methods.base import MaskPlan, Method, WeightScores
 
 
 class Magnitude(Method):
@@ -13,19 +13,20 @@ class Magnitude(Method):
     module), plus ``include`` minus ``exclude``."""
 
     name = "magnitude"
-    default_criterion = "l1"
-    criteria = ("l1",)
 
     def limit(self, model) -> float:
         return 1.0
 
-    def score(self, model, criterion, calibration, *, include=(), exclude=()) -> Scores:
+    def score(self, model, criterion, calibration, *, include=(), exclude=()) -> WeightScores:
         values = magnitude_scores(model, include, exclude)
-        return Scores(self.name, criterion, values, total=sum(v.numel() for v in values.values()))
+        return WeightScores(self.name, criterion, sum(v.numel() for v in values.values()), 0.0, values)
 
-    def plan(self, scores, sparsity, scope, exclude=None, **options) -> Plan:
-        return Plan(self.name, scores.criterion, sparsity, masks=plan_masks(scores.values, sparsity, scope))
+    def plan(self, scores, sparsity, scope, exclude=None, **options) -> MaskPlan:
+        return MaskPlan(self.name, scores.criterion, sparsity, plan_masks(scores.values, sparsity, scope))
 
     def apply(self, model, plan) -> list:
         attach_masks(model, plan.masks)
         return []
+
+
+METHOD = Magnitude()

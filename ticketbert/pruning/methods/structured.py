@@ -8,10 +8,8 @@ import torch
 from ticketbert.models.compute import count_prunable
 from ticketbert.models.families import require_encoder
 from ticketbert.pruning.criteria import get_criterion
-from ticketbert.pruning.methods.base import Method, Plan, Scores
-from ticketbert.pruning.units import UnitKind
-
-
+from ticketbert.pruning.methods.base import Method, UnitPlan, UnitScores
+from ticketbert.pruning.units import UNIT_KINDS
 
 def reachable(unit_sizes: list[torch.Tensor], total: int, keep_one: bool) -> float:
     """Share of ``total`` weights the units hold (all but the largest unit when one must stay)."""
@@ -20,13 +18,13 @@ def reachable(unit_sizes: list[torch.Tensor], total: int, keep_one: bool) -> flo
 
 
 class Structured(Method):
-    """Removes whole units of ``unit``; ``layers`` keeps at least one layer."""
+    """Removes whole units of the one kind its description names; a method whose limit is
+    ``all_but_one_unit`` (``layers``) keeps at least one."""
 
-    criteria = ("l1", "taylor", "loss_increment", "fisher", "fisher_batch")
-
-    def __init__(self, unit: UnitKind, default_criterion: str):
-        self.unit, self.name, self.default_criterion = unit, unit.name, default_criterion
-        self.keep_one = unit.name == "layers"
+    def __init__(self, name: str):
+        self.name = name
+        self.unit = UNIT_KINDS[self.description.units[0]]
+        self.keep_one = self.description.limit == "all_but_one_unit"
 
     def limit(self, model) -> float:
         encoder = require_encoder(model, f"method {self.name!r}")
@@ -38,23 +36,20 @@ class Structured(Method):
         values = chosen(model, encoder, self.unit, calibration)
         return self.scores_from(model, criterion, values, chosen.flops(values, calibration, model))
 
-    def scores_from(self, model, criterion, values, flops=0.0) -> Scores:
+    def scores_from(self, model, criterion, values, flops=0.0) -> UnitScores:
         encoder = require_encoder(model, f"method {self.name!r}")
-        return Scores(self.name, criterion, values, self.unit.weight_counts(encoder),
-                      count_prunable(model, nonzero=False), flops)
+        return UnitScores(self.name, criterion, count_prunable(model, nonzero=False), flops, values,
+                          self.unit.weight_counts(encoder))
 
-    def max_sparsity(self, scores: Scores) -> float:
+    def max_sparsity(self, scores: UnitScores) -> float:
         return reachable(scores.unit_sizes, scores.total, self.keep_one)
 
-    def plan(self, scores: Scores, sparsity: float, scope: str, exclude=None, **options) -> Plan:
+    def plan(self, scores: UnitScores, sparsity: float, scope: str, exclude=None, **options) -> UnitPlan:
         limit = self.max_sparsity(scores)
         if sparsity > limit + 1e-9:
             raise ValueError(f"method {self.name!r} can remove at most {limit:.1%} of the prunable encoder "
                              f"weights, asked for {sparsity:.1%}")
-        if scope not in ("global", "layer"):
-            raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
-        if scope == "layer" and self.keep_one:
-            raise ValueError("method 'layers' ranks whole layers: use scope 'global'")
+        self.description.check_scope(scope)
         removed = {i: list(units) for i, units in (exclude or {}).items()}
         gone = {(i, u) for i, units in removed.items() for u in units}
         if scope == "layer":
@@ -75,7 +70,10 @@ class Structured(Method):
                 removed.setdefault(i, []).append(u)
                 done += size
         removed = {i: sorted(units) for i, units in removed.items() if units}
-        return Plan(self.name, scores.criterion, sparsity, removed=removed)
+        return UnitPlan(self.name, scores.criterion, sparsity, removed)
 
     def apply(self, model, plan) -> list:
         return self.unit.remove(require_encoder(model, f"method {self.name!r}"), plan.removed)
+
+
+HEADS, FFN, LAYERS = Structured("heads"), Structured("ffn"), Structured("layers")

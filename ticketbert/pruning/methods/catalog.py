@@ -1,0 +1,35 @@
+"""The built-in pruning methods, described (torch-free; see ``description``)."""
+
+from __future__ import annotations
+
+from ticketbert.pruning.methods.description import MethodDescription, register
+
+LOSS_CRITERIA = ("taylor", "loss_increment", "fisher", "fisher_batch")  # loss increase of removing a unit
+UNIT_CRITERIA = ("l1", *LOSS_CRITERIA)
+
+register(MethodDescription(
+    name="magnitude", summary="unstructured L1 magnitude over the prunable matrices (Chen et al. 2020)",
+    units=(), criteria=("l1",), default_criterion="l1", implementation="ticketbert.pruning.methods.magnitude:METHOD",
+    options=frozenset({"include"}), modes=("posthoc", "early_bird", "imp"), needs_encoder=False,
+    references="Chen et al. 2020, The Lottery Ticket Hypothesis for Pre-trained BERT Networks"))
+
+for unit, default, what in (("heads", "taylor", "attention heads"), ("ffn", "taylor", "FFN neurons")):
+    register(MethodDescription(
+        name=unit, summary=f"{what} ranked by a criterion, removed physically (Michel et al. 2019)",
+        units=(unit,), criteria=UNIT_CRITERIA, default_criterion=default,
+        implementation=f"ticketbert.pruning.methods.structured:{unit.upper()}", options=frozenset({"repair", "steps", "normalize"}),
+        modes=("posthoc", "early_bird"), limit="units",
+        references="Michel et al. 2019, Are Sixteen Heads Really Better than One?"))
+
+register(MethodDescription(
+    name="layers", summary="whole encoder layers ranked by a criterion, removed physically (one stays)",
+    units=("layers",), criteria=UNIT_CRITERIA, default_criterion="loss_increment",
+    implementation="ticketbert.pruning.methods.structured:LAYERS", options=frozenset({"steps", "normalize"}),
+    modes=("posthoc", "early_bird"), scopes=("global",), limit="all_but_one_unit"))
+
+register(MethodDescription(
+    name="heads+ffn", summary="heads and FFN neurons under one FLOPs (or weights) budget (Kwon et al. 2022)",
+    units=("heads", "ffn"), criteria=("fisher", "fisher_batch", "taylor", "loss_increment"),
+    default_criterion="fisher", implementation="ticketbert.pruning.methods.joint:METHOD",
+    options=frozenset({"repair", "budget", "round_to"}), scopes=("global",), limit="all",
+    references="Kwon et al. 2022, A Fast Post-Training Pruning Framework for Transformers"))
