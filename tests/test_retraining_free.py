@@ -323,7 +323,7 @@ def test_distiller_adds_alpha_times_distillation_to_the_task_loss(tiny_model, ti
 
 def test_posthoc_joint_repair_and_distilled_recovery_through_the_config(tiny_run_config, tmp_path):
     from ticketbert.config import load_config
-    from ticketbert.train import run_training
+    from ticketbert.run import run_training
     base = ["data.source=synthetic", "data.synthetic_examples=48", "data.train_eval_examples=16", "train.epochs=1",
             "train.lr=1e-3", "train.progress=false", "train.tasks=[sts]", f"output_dir={tmp_path / 'runs'}",
             f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "prune.method=heads+ffn", "prune.criterion=fisher",
