@@ -42,8 +42,9 @@ def load_runs(experiments: list[str], tracking_uri: str | None = None, parent_ru
         "synthetic": _column(frame, "tags.synthetic_data").fillna("False") == "True",
         "wall_seconds": (frame["end_time"] - frame["start_time"]).dt.total_seconds(),
     })
-    tagged = ~runs["task"].str.contains("+", regex=False) & _column(frame, "tags.task_metric").notna()
-    remember_metric_names(dict(zip(runs["task"][tagged], frame["tags.task_metric"][tagged])))
+    metric_tags = _column(frame, "tags.task_metric")
+    tagged = ~runs["task"].str.contains("+", regex=False) & metric_tags.notna()
+    remember_metric_names(dict(zip(runs["task"][tagged], metric_tags[tagged])))
     for name, kind in PARAMS.items():
         values = _column(frame, f"params.{name}")
         runs[name] = pd.to_numeric(values, errors="coerce").astype(float if kind is float else "Int64")
