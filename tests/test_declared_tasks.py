@@ -67,6 +67,19 @@ def test_every_file_format_reads_the_same_examples(tmp_path, fmt):
     assert raw.dev == raw.train and raw.task.num_labels == 2
 
 
+def test_a_saved_datasets_folder_with_renamed_columns(tmp_path):
+    import datasets
+
+    rows = {"sentence": [text for text, _ in REVIEWS], "polarity": [label for _, label in REVIEWS]}
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows),
+                          "validation": datasets.Dataset.from_dict(rows)}).save_to_disk(tmp_path / "reviews")
+    config = load_config(None, ["train.tasks=[r]", "tasks.r.kind=classification", "tasks.r.text=review",
+                                "tasks.r.label=sentiment", "tasks.r.labels=[neg,pos]", f"tasks.r.dataset.path={tmp_path / 'reviews'}",
+                                "tasks.r.dataset.columns={review: sentence, sentiment: polarity}"])
+    (raw,) = read_run_data(config)
+    assert [e.texts[0] for e in raw.dev] == rows["sentence"] and [e.label for e in raw.train] == [1.0, 0.0] * 3
+
+
 def test_label_list_mapping_num_labels_and_inference(tmp_path):
     mapped = read_task(DataConfig(), "r", review_task(tmp_path, labels={"pos": 0, "neg": 1}))
     assert [e.label for e in mapped.train][:2] == [0.0, 1.0]
@@ -167,14 +180,14 @@ BAD_FILES = [  # (what, train file text, dev file text, declaration changes, mes
 BAD_SCORES = ["high", "nan", "inf", "-inf", "1e999", "7", "-0.5"]
 
 
-def run_train_cli(config_path: Path) -> tuple[int, str, dict]:
-    """``python -m ticketbert.train --config PATH`` in a fresh interpreter: exit code, stderr,
-    and whether torch was imported plus the seconds ``main`` took."""
+def run_cli(module: str, args: list[str]) -> tuple[int, str, dict]:
+    """``module``'s ``main(args)`` in a fresh interpreter: exit code, stderr, and whether torch
+    was imported plus the seconds ``main`` took."""
     probe = textwrap.dedent(f"""
         import json, sys, time
-        from ticketbert.train import main
+        from {module} import main
         start = time.perf_counter()
-        code = main(["--config", {str(config_path)!r}, "tracking.enabled=false"])
+        code = main({args!r})
         print(json.dumps({{"code": code, "torch": "torch" in sys.modules, "seconds": time.perf_counter() - start}}))
     """)
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -248,12 +261,61 @@ def test_unknown_task_and_unreadable_files_name_them(tmp_path):
             read_run_data(load_config(path))
 
 
-def test_a_bad_declaration_fails_in_the_cli_before_torch(tmp_path):
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_a_bad_declaration_fails_in_the_cli_before_torch(tmp_path, command):
     (tmp_path / "train.csv").write_text("review,sentiment\na fine film,pos\nb,maybe\n")
-    path = config_file(tmp_path, {"kind": "classification", "text": "review", "label": "sentiment",
-                                  "labels": ["neg", "pos"], "files": {"train": "train.csv", "dev": "train.csv"}})
-    code, err, probe = run_train_cli(path)
+    declaration = {"kind": "classification", "text": "review", "label": "sentiment", "labels": ["neg", "pos"],
+                   "files": {"train": "train.csv", "dev": "train.csv"}}
+    if command == "train":
+        code, err, probe = run_cli("ticketbert.train", ["--config", str(config_file(tmp_path, declaration))])
+    else:
+        path = tmp_path / "sweep.yaml"
+        path.write_text(yaml.safe_dump({"tasks": {"mine": declaration}, "grid": {"tasks": ["mine"]}}))
+        code, err, probe = run_cli("tune.sweep", ["--config", str(path)])
     assert code == 0 and probe["code"] == 2 and not probe["torch"]
     assert err.splitlines() == [f"error: {tmp_path / 'train.csv'}: line 3: column sentiment: label 'maybe' is not one "
                                 f"of the labels ['neg', 'pos'] (task mine)"]
     assert probe["seconds"] < 2.0
+
+
+# ---- downstream: multitask, distilled recovery, IMP on declared tasks ----
+
+def declared_run(tmp_path: Path, encoder: Path, *overrides: str):
+    """A RunConfig over a declared pair-regression task ``scores`` (JSONL, range 0-5)."""
+    rows = pair_rows(PAIRS * 4)
+    for split in ("train", "dev"):
+        write(tmp_path / f"{split}.jsonl", rows)
+    return load_config(None, [
+        f"model.encoder={encoder}", "data.source=synthetic", "data.synthetic_examples=24", "data.train_eval_examples=8",
+        "train.epochs=1", "train.lr=1e-3", "train.progress=false", f"output_dir={tmp_path / 'runs'}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "prune.calibration_examples=8",
+        "tasks.scores.kind=regression", "tasks.scores.text=[first,second]", "tasks.scores.label=score",
+        "tasks.scores.range=[0,5]", f"tasks.scores.files.train={tmp_path / 'train.jsonl'}",
+        f"tasks.scores.files.dev={tmp_path / 'dev.jsonl'}", *overrides])
+
+
+def test_multitask_with_a_shipped_and_a_declared_task(tmp_path, tiny_encoder_dir):
+    from ticketbert.run import run_training
+
+    config = declared_run(tmp_path, tiny_encoder_dir, "train.tasks=[sst,scores]", "train.batch_size={sst: 8}")
+    assert config.train.batch_size_of("scores") == 32  # the default for a task without an entry
+    metrics = run_training(config).metrics
+    assert {"dev/sst/accuracy", "dev/scores/pearson", "dev/scores/spearman"} <= set(metrics)
+    assert metrics["dev/overall"] == pytest.approx((metrics["dev/sst/accuracy"] + metrics["dev/scores/pearson"]) / 2)
+
+
+@pytest.mark.parametrize("mode", ["distilled recovery", "imp"])
+def test_pruning_modes_on_a_declared_task(tmp_path, tiny_encoder_dir, mode):
+    from ticketbert.run import run_dir, run_training
+
+    settings = {"distilled recovery": ["prune.method=ffn", "prune.sparsity=0.5", "prune.recovery_epochs=1",
+                                       "prune.distill_alpha=0.5"],
+                "imp": ["prune.method=magnitude", "prune.sparsity=0.5", "prune.mode=imp", "prune.imp_rounds=2"]}[mode]
+    config = declared_run(tmp_path, tiny_encoder_dir, "train.tasks=[scores]", *settings)
+    result = run_training(config)
+    assert result.metrics["achieved_sparsity"] == pytest.approx(0.5, abs=0.05) and "dev/pearson" in result.metrics
+    # the saved model (post-hoc: the shared dense one) rebuilds its head from the stored definition
+    saved = result.model_dir or run_dir(config) / "dense" / "model"
+    assert load_pruned(saved).task_specs["scores"].codec.range == (0, 5)
+    if mode == "distilled recovery":
+        assert result.metrics["recovery_teacher_flops"] > 0

@@ -90,11 +90,13 @@ def check_data(config: SweepConfig) -> None:
 
 def validate_arguments(args: argparse.Namespace) -> tuple[SweepConfig, DataLocation, TrialResources | None]:
     """Everything that can be checked without heavy imports (torch, transformers, Ray, MLflow):
-    the config, the data location and (locally) the resources. Raises ConfigError/DataError/ValueError."""
+    the config, every task's rows and (locally) the resources. Raises ConfigError/DataError/ValueError."""
     path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else PACKAGED_CONFIG)
     config = load_sweep_config(path, args.overrides)
     location = resolve_source(config.base.data)
-    return config, location, None if args.address else plan_resources(config.resources)
+    resources = None if args.address else plan_resources(config.resources)
+    check_data(config)
+    return config, location, resources
 
 
 def print_locations(config: SweepConfig, uri: str, root: Path, parent_run_id: str) -> None:
@@ -136,7 +138,6 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
     from tune.summary import print_summary
 
     try:
-        check_data(config)
         base = base_dict(config, default_tracking_uri())
         points, skipped = structured_limits(config)
         instance = open_instance(config, base, args.resume)
