@@ -34,7 +34,7 @@ def metric_name(task: str) -> str:
     shipped = shipped_definitions().get(task)
     if shipped is None:
         return f"{task} primary metric"
-    return _words(f"{shipped.display or task} {shipped.primary}")
+    return _words(shipped.metric_label(task))
 
 
 def approach(mode: str, method: str, criterion: str, recovery_epochs: float | None = None) -> str:

@@ -56,7 +56,7 @@ def run_tags(config: RunConfig) -> dict[str, Any]:
         "seed": config.train.seed,
         "data_source": source,
         "data_fingerprint": data_fingerprint(config.data, definitions),
-        "task_metric": "; ".join(f"{d.display or name} {d.primary}" for name, d in definitions.items()),
+        "task_metric": "; ".join(d.metric_label(name) for name, d in definitions.items()),
         "synthetic_data": source == "synthetic",
     }
 

@@ -167,7 +167,7 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
         try:
             all_results, dense_results = run_stages(runner, config, points, instance, parent.run_id)
             print_summary(points, all_results, dense_results, describe_data(location, config.definitions()), synthetic,
-                          {name: f"{d.display or name} {d.primary}" for name, d in config.definitions().items()})
+                          {name: d.metric_label(name) for name, d in config.definitions().items()})
             print_locations(config, uri, instance.root, parent.run_id)
             # the sweep's results are complete and printed here; steps that build on them go below
             from analysis.report import publish  # matplotlib and MLflow reading: only once results exist

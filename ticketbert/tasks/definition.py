@@ -43,7 +43,7 @@ class TaskDefinition(_Strict):
     label: str
     # classification: the raw label values in id order, or raw value -> id; or ``num_labels``
     # integer labels 0..n-1; none of them: inferred from train
-    labels: list[LabelValue] | dict[str, int] | None = None
+    labels: list[LabelValue] | dict[LabelValue, int] | None = None
     num_labels: int | None = Field(None, ge=2)
     # regression: allowed score range (inclusive)
     range: tuple[float, float] | None = None
@@ -171,6 +171,10 @@ class TaskDefinition(_Strict):
     def segments(self) -> int:
         """Separately encoded inputs per example: two for a bi-encoded pair, else one."""
         return 2 if len(self.text) == 2 and self.encoding == "bi" else 1
+
+    def metric_label(self, name: str) -> str:
+        """The primary metric in words, for task ``name``: 'SST accuracy', 'sst2 accuracy'."""
+        return f"{self.display or name} {self.primary}"
 
     @property
     def is_regression(self) -> bool:

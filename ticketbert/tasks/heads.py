@@ -1,4 +1,7 @@
-"""Task heads: pooled embeddings of an example's segments -> raw outputs (logits or scores)."""
+"""Task heads: pooled embeddings of an example's segments -> raw outputs (logits or scores).
+
+Every head is built as ``Head(hidden_size, outputs, *, dropout, segments, features, scale)``
+(``ticketbert.tasks.task.Task.build_head``) and uses what applies to it."""
 
 from __future__ import annotations
 

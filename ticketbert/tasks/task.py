@@ -15,13 +15,11 @@ from ticketbert.tasks.labels import LabelCodec
 
 @dataclass(frozen=True)
 class Task:
+    """Task ``name``: its declaration and the codec of its labels (what its rows and head use)."""
+
     name: str
     definition: TaskDefinition
     codec: LabelCodec
-
-    @property
-    def text_columns(self) -> tuple[str, ...]:
-        return self.definition.text
 
     @property
     def label_column(self) -> str:
@@ -34,16 +32,6 @@ class Task:
     @property
     def num_labels(self) -> int | None:
         return None if self.codec.names is None else len(self.codec.names)
-
-    @property
-    def display(self) -> str:
-        """How analyses name the task: its ``display`` or its name."""
-        return self.definition.display or self.name
-
-    @property
-    def metric_display(self) -> str:
-        """The primary metric in words: 'SST accuracy', 'sst2 f1'."""
-        return f"{self.display} {self.primary_metric}"
 
     def segments(self) -> int:
         """How many separately encoded inputs an example has (1 or 2)."""
