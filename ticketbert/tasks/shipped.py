@@ -15,21 +15,20 @@ from ticketbert.tasks.labels import declared_codec
 from ticketbert.tasks.task import Task
 
 DEFINITIONS_DIR = Path(__file__).resolve().parent / "definitions"
-SHIPPED_NAMES: tuple[str, ...] = ("sst", "para", "sts")
+SHIPPED_NAMES: tuple[str, ...] = tuple(sorted(path.stem for path in DEFINITIONS_DIR.glob("*.yaml")))
 
 
 @lru_cache(maxsize=1)
 def shipped_raw() -> Mapping[str, dict]:
     """Each shipped task's YAML mapping, by task name."""
-    return MappingProxyType({path.stem: yaml.safe_load(path.read_text())
-                             for path in sorted(DEFINITIONS_DIR.glob("*.yaml"))})
+    return MappingProxyType({name: yaml.safe_load((DEFINITIONS_DIR / f"{name}.yaml").read_text())
+                             for name in SHIPPED_NAMES})
 
 
 @lru_cache(maxsize=1)
 def shipped_definitions() -> Mapping[str, TaskDefinition]:
     """The shipped task definitions, by task name."""
     return MappingProxyType({name: TaskDefinition.model_validate(raw) for name, raw in shipped_raw().items()})
-
 
 
 def shipped_task(name: str) -> Task:
