@@ -1,7 +1,7 @@
 """``python -m bench.hf_trainer``: the bundled MiniLM as ``BertForSequenceClassification``, trained
 on SST-5 with the Hugging Face ``Trainer``: dense, and with ``EarlyBirdCallback`` variants, one
 after another in one process. Dev accuracy, training wall time, the ticket's step and the final
-model's size; figures in ``bench/results/hf_trainer.json``.
+model's size; the committed figures are ``bench/results/hf_trainer.json``.
 
     python -m bench.hf_trainer --variants dense heads:0.2:taylor ffn:0.3:l1
 """
@@ -19,8 +19,7 @@ from transformers import (AutoTokenizer, BertForSequenceClassification, DataColl
                           TrainingArguments)
 
 import ticketbert
-from bench.common import REAL_DATA, save
-from ticketbert.config import load_config
+from bench.common import add_output_arguments, bench_config, record_data, save
 from ticketbert.integrations.transformers import add_early_bird
 from ticketbert.models import resolve_encoder
 from ticketbert.models.compute import count_prunable, flops_per_token
@@ -53,7 +52,7 @@ def run(variant: str, train: list[dict], dev: list[dict], tokenizer, epochs: int
             calibration = [collator([train[i] for i in chosen[k: k + 32]]) for k in range(0, 256, 32)]
             pruner = ticketbert.EarlyBirdPruner(method, float(sparsity), criterion=criterion, interval=20, window=3,
                                                 epsilon=0.1, max_steps=300, draws="calibration", data=calibration,
-                                                model=model)  # as measured in the README's table
+                                                model=model)  # the settings of the committed results
             callback = add_early_bird(trainer, pruner)
         began = time.perf_counter()
         trainer.train()
@@ -76,15 +75,16 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["dense", "heads:0.2:taylor", "ffn:0.3:l1"])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    add_output_arguments(parser)
     args = parser.parse_args()
-    config = load_config(None, [f"data.dir={REAL_DATA}", "train.tasks=[sst]"])
+    config = bench_config(["sst"], args.data_dir)
+    record = record_data(config)
     raw = read_data(config)[0]
     tokenizer = AutoTokenizer.from_pretrained(resolve_encoder("all-MiniLM-L6-v2"))
     train, dev = encoded(tokenizer, raw.train), encoded(tokenizer, raw.dev)
     results = [run(v, train, dev, tokenizer, args.epochs, args.seed) for v in args.variants]
-    path = save("hf_trainer", {"task": raw.task.name, "train_examples": len(train), "dev_examples": len(dev),
-                               "epochs": args.epochs, "results": results})
-    print(f"results: {path}")
+    save("hf_trainer", args.out, record, {"task": raw.task.name, "train_examples": len(train),
+                                          "dev_examples": len(dev), "epochs": args.epochs, "results": results})
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from bench.common import bench_data, save
+from bench.common import add_output_arguments, bench_data, save, settings
 from ticketbert.config import ModelConfig, TrainConfig
 from ticketbert.data import collate, length_grouped_batches
 from ticketbert.tasks.model import build_model
@@ -66,13 +66,14 @@ def ffn_pair_ms(width: int, tokens: int, bf16: bool, repeats: int = 20) -> float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(prog="python -m bench.profile_step", description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rows", type=int, default=12)
     parser.add_argument("--round-to", type=int, default=64)
+    add_output_arguments(parser)
     args = parser.parse_args()
-    data, tokenizer, synthetic = bench_data(["sst"])
+    data, tokenizer, record = bench_data(["sst"], args.data_dir)
     sst = data["sst"]
     device = select_device("cpu")
     generator = torch.Generator().manual_seed(0)
@@ -100,7 +101,8 @@ def main() -> None:
             ms = ffn_pair_ms(width, tokens, bf16)
             results["ffn_pair_ms"][f"{width}-{'bf16' if bf16 else 'fp32'}"] = ms
             print(f"  {'bf16' if bf16 else 'fp32'} width {width:>5}: {ms:7.2f} ms ({ms / (width / 1536):.2f} ms per dense-width share)")
-    save("profile_step", {"args": vars(args), "synthetic": synthetic, "tokens_per_step": tokens, **results})
+    save("profile_step", args.out, record, {"args": settings(args), "synthetic": record.source == "synthetic",
+                                            "tokens_per_step": tokens, **results})
 
 
 if __name__ == "__main__":

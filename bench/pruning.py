@@ -14,7 +14,7 @@ import time
 import torch
 from scipy import stats
 
-from bench.common import bench_data, save
+from bench.common import add_output_arguments, bench_data, save
 from ticketbert.config import ModelConfig
 from ticketbert.data import collate
 from ticketbert.tasks.model import build_model
@@ -64,11 +64,13 @@ def scoring_comparison(model, data, pad_id: int, examples: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(prog="python -m bench.pruning", description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="fine-tuned SST model directory (default: pre-trained MiniLM + new head)")
     parser.add_argument("--calibration", type=int, default=256, help="calibration examples for scoring")
+    add_output_arguments(parser)
     args = parser.parse_args()
-    data, tokenizer, synthetic = bench_data(["sst"], [f"data.max_length={SEQ_LEN}"])
+    data, tokenizer, record = bench_data(["sst"], args.data_dir, [f"data.max_length={SEQ_LEN}"])
+    synthetic = record.source == "synthetic"
     torch.manual_seed(0)
     model = (load_pruned(args.model) if args.model else build_model(ModelConfig(), [data["sst"].task])).eval()
     sst = data["sst"]
@@ -79,7 +81,7 @@ def main() -> None:
         for t, v in ((batch.input_ids, tokenizer.pad_token_id), (batch.attention_mask, 1), (batch.token_type_ids, 0)))
     rows = latency_table(model, batch, "sst")
     print(f"(1) CPU latency, batch {BATCH} x seq {SEQ_LEN}, {torch.get_num_threads()} threads"
-          + (" (SYNTHETIC data)" if synthetic else ""))
+          + f" ({record.source} data)")
     print(f"{'method':<10} {'target':>6} {'achieved':>8} {'dense ms':>9} {'pruned ms':>9} {'measured':>8} "
           f"{'FLOPs':>6} {'ratio':>6}")
     for r in rows:
@@ -90,7 +92,8 @@ def main() -> None:
     print(f"(2) scoring all {comparison['heads']} heads on {comparison['examples']} calibration examples: "
           f"taylor {t['taylor']:.1f} s, loss_increment {t['loss_increment']:.1f} s "
           f"({t['loss_increment'] / t['taylor']:.0f}x); Spearman rank agreement {comparison['spearman']:.3f}")
-    save("pruning", {"model": args.model, "synthetic": synthetic, "latency": rows, "scoring": comparison})
+    save("pruning", args.out, record,
+         {"model": args.model, "synthetic": synthetic, "latency": rows, "scoring": comparison})
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
-"""Retraining-free structured pruning of a fine-tuned MiniLM (issue 9), per task: the dev metric
-at 10-60% FLOPs reduction for the old ``taylor`` heads / FFN, ``fisher`` heads / FFN, the joint
+"""Retraining-free structured pruning of a fine-tuned MiniLM, per task: the dev metric
+at 10-60% FLOPs reduction for ``taylor`` heads / FFN, ``fisher`` heads / FFN, the joint
 ``heads+ffn`` + ``fisher``, + ``lstsq`` repair, + 1 epoch of distilled recovery; the largest FLOPs
 reduction within 1 point of dense; the wall time of scoring + search + repair; the measured CPU
 speedup of each physically pruned model; and every criterion's Spearman rank agreement with the
 exact ``loss_increment`` (all heads; a seeded random sample of FFN neurons).
 
     python -m bench.retraining_free --config configs/single/sts.yaml --model runs/sts-<hash>/model \\
-        data.dir=../shared/data
+        --data-dir <CS224N folder> [--out bench/results/retraining_free_sts.json]
 
-Results: printed as markdown and written to ``bench/results/retraining_free_<task>.json``.
+Results: printed as markdown and written to a new file under ``bench/runs/`` (or ``--out``; a
+partial rerun with ``--only`` keeps the other rows of an existing ``--out`` file).
 Single-kind methods are planned at the weight sparsity that removes the target share of FLOPs
 (their units' FLOPs per weight are uniform); every row reports the FLOPs reduction achieved.
 """
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 from scipy import stats
 
-from bench.common import RESULTS, save
+from bench.common import add_output_arguments, record_data, results_path, save
 from ticketbert.config import PruneConfig, load_config
 from ticketbert.measure import prune_and_measure
 from ticketbert.models import load_tokenizer
@@ -120,9 +121,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only these variant names (the others keep their rows in the results file, "
                              "and these their rows at levels not rerun)")
     parser.add_argument("--no-spearman", action="store_true", help="keep the results file's Spearman table")
+    add_output_arguments(parser)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    config = load_config(args.config, ["data.train_eval_examples=200", *args.overrides])
+    data_setting = [f"data.dir={args.data_dir}"] if args.data_dir else []
+    config = load_config(args.config, ["data.train_eval_examples=200", *data_setting, *args.overrides])
+    record = record_data(config)
     task = config.train.tasks[0]
     tokenizer = load_tokenizer(config.model.encoder)
     data = encode_data(config, read_data(config), tokenizer)
@@ -136,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{task}: dense {primary} {dense_dev:.4f}; calibration {calibration.examples} examples", flush=True)
     payload: dict[str, Any] = {"task": task, "model": str(args.model), "metric": primary, "dense": dense_dev,
                                "calibration_examples": calibration.examples, "variants": {}}
-    previous = RESULTS / f"retraining_free_{task}.json"
-    earlier = json.loads(previous.read_text()) if previous.is_file() else {}
+    path = results_path(f"retraining_free_{task}", args.out)
+    earlier = json.loads(path.read_text()) if path.is_file() else {}
     if args.only is not None:  # a partial rerun updates the earlier results
         payload["variants"] = earlier.get("variants", {})
     if args.no_spearman and "spearman" in earlier:
@@ -179,13 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         payload["variants"][variant["name"]] = {"rows": rows, "kept_flops_reduction": threshold(rows, dense_dev)}
         order = [v["name"] for v in variants(args.recovery_levels)]
         payload["variants"] = dict(sorted(payload["variants"].items(), key=lambda kv: order.index(kv[0])))
-        save(f"retraining_free_{task}", payload)
+        save(f"retraining_free_{task}", path, record, payload)
     if not args.no_spearman:
         payload["spearman"] = spearman_table(dense, data, pad_id, args.spearman_examples, args.ffn_sample,
                                              config.train.seed)
-    path = save(f"retraining_free_{task}", payload)
+    save(f"retraining_free_{task}", path, record, payload)
     print(markdown(payload))
-    print(f"written to {path}")
     return 0
 
 

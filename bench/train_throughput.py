@@ -2,7 +2,7 @@
 max-length padding, in fp32 and (where the device computes it natively) bf16 autocast, and the
 step's model FLOP/s as a fraction of a large dense matmul's in the same precision; the fused
 AdamW step of the training loop against torch's per-tensor one; and what pruning buys per
-train step (issue 10): the step time of models pruned 30% and 50% (FFN neurons by ``l1``;
+train step: the step time of models pruned 30% and 50% (FFN neurons by ``l1``;
 heads+FFN by ``fisher`` on 128 calibration examples, widths rounded to 64) against the dense
 model's, as a share of their FLOP-count speedup, in the fastest precision, all models timed in
 interleaved rounds in one process (the fastest round of each), for both attention kernels
@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from bench.common import bench_data, matmul_flops_per_second, save
+from bench.common import add_output_arguments, bench_data, matmul_flops_per_second, save, settings
 from ticketbert.config import ModelConfig, TrainConfig
 from ticketbert.data import collate, length_grouped_batches
 from ticketbert.tasks.model import build_model
@@ -63,13 +63,15 @@ def run(batches, model, task, device, bf16: bool, optimizer=None) -> dict[str, f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(prog="python -m bench.train_throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
+    add_output_arguments(parser)
     args = parser.parse_args()
-    data, tokenizer, synthetic = bench_data(["sst"], [f"data.max_length={args.max_length}"])
+    data, tokenizer, record = bench_data(["sst"], args.data_dir, [f"data.max_length={args.max_length}"])
+    synthetic = record.source == "synthetic"
     sst = data["sst"]
     device = select_device("auto")
     generator = torch.Generator().manual_seed(0)
@@ -96,7 +98,7 @@ def main() -> None:
              for bf16 in {r["bf16"] for r in results.values()}}
     base = results["fixed max-length padding"]["tokens_per_s"]
     print(f"device {device}, batch {args.batch}, {args.steps} timed steps, max_length {args.max_length}"
-          + (" (SYNTHETIC data)" if synthetic else " (real SST train)"))
+          + f" ({record.source} SST train)")
     print(", ".join(f"dense {'bf16' if bf16 else 'fp32'} matmul 2048^3: {peak / 1e9:.1f} GFLOP/s"
                     for bf16, peak in peaks.items()))
     print(f"{'variant':<26} {'tokens/s':>10} {'vs fixed':>9} {'model GFLOP/s':>14} {'of matmul':>10}")
@@ -117,7 +119,7 @@ def main() -> None:
         for name, r in rows.items():
             print(f"{attention:<10} {name:<28} {r['ms_per_step']:>8.1f} {r['speedup']:>7.2f}x "
                   f"{r['flops_speedup']:>6.2f}x {r['speedup'] / r['flops_speedup']:>9.2f}")
-    save("train_throughput", {"args": vars(args), "synthetic": synthetic,
+    save("train_throughput", args.out, record, {"args": settings(args), "synthetic": synthetic,
                               "matmul_flops_per_s": {"bf16" if k else "fp32": v for k, v in peaks.items()},
                               "results": results, "optimizer_step_ms": optimizer_ms,
                               "pruned_step": {"bf16": bf16, **pruned}})

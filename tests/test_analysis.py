@@ -13,11 +13,11 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
-from analysis import tables
-from analysis.__main__ import main
-from analysis.report import ARTIFACT_DIR, DESCRIPTION_TAG, TABLE_FILE, build, description, publish
-from analysis.runs import load_runs, metric_history
-from analysis.stats import bootstrap_mean_ci, holm, paired_improvement, pareto_front, tolerance_threshold
+from ticketbert.analysis import tables
+from ticketbert.analysis.__main__ import main
+from ticketbert.analysis.report import ARTIFACT_DIR, DESCRIPTION_TAG, TABLE_FILE, build, description, publish
+from ticketbert.analysis.runs import load_runs, metric_history
+from ticketbert.analysis.stats import bootstrap_mean_ci, holm, paired_improvement, pareto_front, tolerance_threshold
 
 EXPERIMENT = "analysis-test"
 DENSE = {0: 0.50, 1: 0.52, 2: 0.48}  # dev accuracy of each seed's dense fine-tune
@@ -192,6 +192,21 @@ def test_pareto_front_of_training_cost(tmp_path):
     assert pareto_front([1, 1, 2, 3], [0.5, 0.4, 0.5, 0.6]) == [True, False, False, True]
 
 
+def test_deployment_front_of_dev_against_model_flops_and_speedup(tmp_path):
+    table = tables.deployment(tables.curves(load_runs([EXPERIMENT], log_study(tmp_path).uri)))
+    table = table.set_index(["approach", "sparsity"])
+    assert table.loc[("dense", 0.0), "seeds"] == 3 and table.loc[("dense", 0.0), "flops_share"] == pytest.approx(1.0)
+    assert table.loc[("post-hoc magnitude (l1)", 0.4), "flops_share"] == pytest.approx(0.6)  # 1 / flops_speedup
+    assert table.loc[("early-bird ffn (taylor)", 0.3), "speedup_mean"] == pytest.approx(1.3)
+    # by hand: magnitude 20% (0.80 of the FLOPs, dev 0.503) beats dense on both; magnitude 40% (0.60, 0.492)
+    # beats early-bird (0.71, 0.487) on FLOPs, but early-bird is the fastest (1.30x) and beats magnitude 60%
+    front_flops = {k for k, on in table["front_flops"].items() if on}
+    front_speedup = {k for k, on in table["front_speedup"].items() if on}
+    magnitude = "post-hoc magnitude (l1)"
+    assert front_flops == {(magnitude, 0.2), (magnitude, 0.4), (magnitude, 0.6)}
+    assert front_speedup == {(magnitude, 0.2), (magnitude, 0.4), ("early-bird ffn (taylor)", 0.3)}
+
+
 def test_speedup_is_per_task_never_pooled(tmp_path):
     store = log_study(tmp_path)
     store.run({"task": "sts", "mode": "posthoc", "method": "magnitude", "criterion": "l1", "sparsity": 0.2,
@@ -233,13 +248,16 @@ def test_cli_writes_report_and_figures(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["--experiment", EXPERIMENT, "--tracking-uri", store.uri, "--out", str(out)]) == 0
     text = (out / "report.md").read_text()
-    for name in ("sst_metric_vs_sparsity.png", "speedup_vs_flops.png", "sst_cost_pareto.png",
+    for name in ("sst_metric_vs_sparsity.png", "speedup_vs_flops.png", "sst_deployment.png",
                  "sst_early_bird_mask_distance.png"):
         assert (out / name).stat().st_size > 10_000 and f"({name})" in text
     assert "| SST accuracy | post-hoc magnitude (l1) | 3 | 0.500 ± 0.020 (median 0.500) | 40%, 20%, 60% | 40% |" in text
     assert "| SST accuracy | early-bird ffn (taylor) | 30% | 0 | 40 | yes |" in text  # integers as integers
     assert "nothing is averaged across tasks" in text and "SYNTHETIC" not in text
     assert "improves over dense" not in text and "no significant improvement" in text
+    provenance = json.loads((out / "provenance.json").read_text())["provenance"]
+    assert provenance["command"].startswith("python ") and provenance["data"]["source"] == "mlflow runs"
+    assert len(provenance["data"]["files"]) == len(load_runs([EXPERIMENT], store.uri))  # every run read, named
 
 
 def test_synthetic_runs_are_marked(tmp_path):

@@ -154,7 +154,7 @@ def cluster():
 
 
 def sweep_command(cluster: LocalCluster, name: str, encoder: Path, sparsities: list[float]) -> list[str]:
-    return [sys.executable, "-m", "tune.sweep", "--address", cluster.address, f"name={name}",
+    return [sys.executable, "-m", "ticketbert.sweep", "--address", cluster.address, f"name={name}",
             f"storage={cluster.root / 'ray'}", f"model.encoder={encoder}", "train.epochs=1", "train.lr=1e-3",
             "train.batch_size={sst: 8, para: 8, sts: 8}", "data.max_train_examples=192", "data.max_dev_examples=32",
             "data.train_eval_examples=16", "prune.calibration_examples=8", "grid.tasks=[sst]",

@@ -12,9 +12,9 @@ import torch
 import transformers as hf
 import yaml
 
-from analysis.__main__ import main as analyse
-from tune.runner import connect
-from tune.sweep import main as sweep, shutdown_ray
+from ticketbert.analysis.__main__ import main as analyse
+from ticketbert.sweep.runner import connect
+from ticketbert.sweep.sweep import main as sweep, shutdown_ray
 
 pytestmark = pytest.mark.ray
 

@@ -271,7 +271,7 @@ def test_a_bad_declaration_fails_in_the_cli_before_torch(tmp_path, command):
     else:
         path = tmp_path / "sweep.yaml"
         path.write_text(yaml.safe_dump({"tasks": {"mine": declaration}, "grid": {"tasks": ["mine"]}}))
-        code, err, probe = run_cli("tune.sweep", ["--config", str(path)])
+        code, err, probe = run_cli("ticketbert.sweep.sweep", ["--config", str(path)])
     assert code == 0 and probe["code"] == 2 and not probe["torch"]
     assert err.splitlines() == [f"error: {tmp_path / 'train.csv'}: line 3: column sentiment: label 'maybe' is not one "
                                 f"of the labels ['neg', 'pos'] (task mine)"]

@@ -154,7 +154,7 @@ def test_a_method_of_ones_own_is_swept(toy_plugin, tiny_encoder_dir, tmp_path):
             "train.batch_size={sst: 8, para: 8, sts: 8}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
             "grid.tasks=[sst]", "grid.methods=[none,random,magnitude]", "grid.sparsities=[0.5]", "grid.seeds=[0]",
             "plugins=[toy_method]", "name=toy"]
-    done = subprocess.run([sys.executable, "-m", "tune.sweep", *args], cwd=ROOT, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "ticketbert.sweep", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     import mlflow

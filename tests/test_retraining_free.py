@@ -346,7 +346,7 @@ def test_posthoc_joint_repair_and_distilled_recovery_through_the_config(tiny_run
 
 def test_sweep_grid_accepts_the_new_options_and_rejects_misfits():
     from ticketbert.config import ConfigError
-    from tune.config import load_sweep_config
+    from ticketbert.sweep.config import load_sweep_config
     config = load_sweep_config(None, ["grid.methods=[heads+ffn,ffn]", "grid.criteria={heads+ffn: fisher, ffn: fisher}",
                                       "prune.repair=lstsq", "prune.recovery_epochs=1", "prune.distill_alpha=1"])
     assert {(t["method"], t["criterion"]) for t in config.trials()} == {("heads+ffn", "fisher"), ("ffn", "fisher")}

@@ -13,10 +13,10 @@ import pytest
 from ticketbert.config import ConfigError, load_config
 from ticketbert.data import SAMPLE_DIR, data_fingerprint
 from ticketbert.run import config_digest
+from ticketbert.sweep.config import load_sweep_config
+from ticketbert.sweep.instance import open_instance
+from ticketbert.sweep.sweep import main
 from ticketbert.tasks import shipped_definitions
-from tune.config import load_sweep_config
-from tune.instance import open_instance
-from tune.sweep import main
 
 SST = {"sst": shipped_definitions()["sst"]}
 

@@ -16,9 +16,9 @@ import pytest
 import ray
 
 from ticketbert.config import ConfigError
-from tune.config import ResourcesConfig, load_sweep_config
-from tune.resources import plan_resources, structured_limits
-from tune.sweep import main
+from ticketbert.sweep.config import ResourcesConfig, load_sweep_config
+from ticketbert.sweep.resources import plan_resources, structured_limits
+from ticketbert.sweep.sweep import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,7 +101,8 @@ def test_tiny_sweep_end_to_end(tiny_encoder_dir, tmp_path, capsys):
     # the console: progress lines, not Ray's status blocks; where the results are and what to run next
     assert "== Status ==" not in out and "Trial status" not in out
     assert "[dense-0] 2/2 done, 0 running, 0 failed" in out and "[prune] 4/4 done, 0 running, 0 failed" in out
-    assert f"browse: mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'} --host 127.0.0.1 --workers 1" in out
+    assert f"browse: mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'} --host 127.0.0.1 --port 5000 --workers 1" in out
+    assert "runs table: http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning" in out
     assert "analyse: python -m analysis --experiment tiny" in out
     assert out.count("SYNTHETIC DATA") == 2 and len(out.splitlines()) < 40
     # disk: finished trials keep their final model, not their training checkpoints
@@ -132,7 +133,7 @@ def test_resume_after_interruption_runs_only_the_rest(tiny_encoder_dir, tmp_path
         "prune.recovery_epochs=1", "data.synthetic_examples=400"])
     env = {**os.environ, "RAY_AIR_NEW_OUTPUT": "0", "TQDM_DISABLE": "1"}
     log = open(tmp_path / "first.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "tune.sweep", *args], cwd=tmp_path, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "ticketbert.sweep", *args], cwd=tmp_path, env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 400
     while time.time() < deadline:  # interrupt once some but not all pruning trials finished
@@ -148,7 +149,7 @@ def test_resume_after_interruption_runs_only_the_rest(tiny_encoder_dir, tmp_path
     before = {r.data.tags["ticketbert.run_key"]: r.info.end_time for r in child_runs(tmp_path, "resumable")
               if r.info.status == "FINISHED"}
     assert 1 <= sum(k.count("magnitude") for k in before) < len(levels)
-    finished = subprocess.run([sys.executable, "-m", "tune.sweep", "--resume", *args], cwd=tmp_path, env=env,
+    finished = subprocess.run([sys.executable, "-m", "ticketbert.sweep", "--resume", *args], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
     runs = child_runs(tmp_path, "resumable")

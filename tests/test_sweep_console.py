@@ -11,9 +11,9 @@ import torch
 
 from ticketbert.config import ConfigError
 from ticketbert.training.checkpoint import MODEL_FILE, STATE_FILE, remove_checkpoints, save_checkpoint
-from tune.config import load_sweep_config
-from tune.progress import ProgressLine
-from tune.sweep import main
+from ticketbert.sweep.config import load_sweep_config
+from ticketbert.sweep.progress import ProgressLine
+from ticketbert.sweep.sweep import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +82,7 @@ def test_grid_controlled_field_in_the_yaml_base(tmp_path):
 @pytest.mark.parametrize("argument", ["sparsity=1.5", "grid.sparsities=[1.5]", "data.dir=/nonexistent",
                                       "resources.cpus_per_trial=100000", "--config=missing.yaml"])
 def test_bad_argument_is_answered_before_any_heavy_import(argument):
-    probe = ("import sys; from tune.sweep import main; code = main([sys.argv[1]]); "
+    probe = ("import sys; from ticketbert.sweep.sweep import main; code = main([sys.argv[1]]); "
              "print(code, sorted(m for m in ('torch', 'transformers', 'ray', 'mlflow') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe, argument], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)
@@ -122,9 +122,9 @@ class FakeTuner:
 
 
 def _runner(tmp_path, max_failures: int, tuner: FakeTuner):
-    from tune.instance import SweepInstance
-    from tune.resources import TrialResources
-    from tune.runner import SweepRunner
+    from ticketbert.sweep.instance import SweepInstance
+    from ticketbert.sweep.resources import TrialResources
+    from ticketbert.sweep.runner import SweepRunner
 
     config = load_sweep_config(ROOT / "configs" / "quickstart.yaml", [f"max_failures={max_failures}"])
     runner = SweepRunner(config, {}, TrialResources(cpu=1, gpu=0, max_concurrent=1),

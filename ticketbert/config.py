@@ -15,12 +15,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from ticketbert.pruning.methods.description import (CONFIG_OPTIONS, DENSE, GRADIENT_CRITERIA, describe,
                                                     descriptions, import_plugins, is_dense, method_names)
+from ticketbert.defaults import DEFAULT_ENCODER
 from ticketbert.tasks.definition import TaskDefinition
 from ticketbert.tasks.shipped import SHIPPED_NAMES, shipped_definitions, shipped_raw
 
 TaskName = Annotated[str, Field(min_length=1)]  # a shipped task or one declared under `tasks:`
 SparsityLevel = Annotated[float, Field(ge=0.0, lt=1.0)]  # fraction of prunable weights removed
-DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_BATCH_SIZE = 32  # per task, where train.batch_size has no entry
 # model fields that moved into the shipped Quora task's declaration
 LEGACY_MODEL_FIELDS = {"para_encoder": "encoding", "para_features": "features"}

@@ -4,10 +4,7 @@ sparsity levels from one fine-tuned model (``ticketbert.measure.sweep_sparsity``
 from __future__ import annotations
 
 from ticketbert.config import PruneConfig
-from ticketbert.measure import sweep_sparsity
-from ticketbert.pruning import method_limit
 from ticketbert.pruning.methods.description import CONFIG_OPTIONS, describe
-from ticketbert.tracking import Tracker
 
 DEFAULT_LEVELS = [round(0.1 * i, 1) for i in range(10)]
 
@@ -29,9 +26,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from ticketbert.config import ConfigError, load_config
     from ticketbert.data import DataError
+    from ticketbert.extras import MissingExtra, require
+
+    try:
+        require("train", "python -m ticketbert.posthoc")
+    except MissingExtra as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from ticketbert.measure import sweep_sparsity
     from ticketbert.models import load_tokenizer
-    from ticketbert.pruning import load_pruned
+    from ticketbert.pruning import load_pruned, method_limit
     from ticketbert.run import encode_data, read_data, run_tags
+    from ticketbert.tracking import Tracker
 
     parser = argparse.ArgumentParser(prog="python -m ticketbert.posthoc", description=main.__doc__)
     parser.add_argument("--config", type=Path, help="the run config the model was trained with (data, train)")

@@ -15,14 +15,32 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.tracking import MlflowClient
+from ticketbert.extras import require
+
+require("train", "MLflow tracking (ticketbert.tracking)")
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
 
 RUN_KEY_TAG = "ticketbert.run_key"
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_LENGTH = 6000
 _BAD_KEY_CHARACTERS = re.compile(r"[^\w\-. :/]")
 T = TypeVar("T")
+
+
+UI_MODE = "workflowType=machine_learning"  # MLflow 3 opens an experiment on its GenAI overview without it
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+
+def runs_table_address(base: str, experiment_id: str) -> str:
+    """The MLflow UI's runs table of an experiment, in model-training mode."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?{UI_MODE}"
+
+
+def run_address(base: str, experiment_id: str, run_id: str, artifact: str | None = None) -> str:
+    """A run's page in the MLflow UI (model-training mode), or one of its artifacts."""
+    page = f"artifacts/{artifact}" if artifact else ""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}/{page}".rstrip("/") + f"?{UI_MODE}"
 
 
 def default_tracking_uri(root: Path | None = None) -> str:

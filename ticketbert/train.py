@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ticketbert.config import ConfigError, load_config
 from ticketbert.data import DataError, read_run_data
+from ticketbert.extras import MissingExtra, require
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,12 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. train.lr=1e-5")
     args = parser.parse_args(argv)
     try:
+        require("train", "python -m ticketbert.train")
         config = load_config(args.config, args.overrides)
         raws = read_run_data(config)
         from ticketbert.run import run_training  # torch, transformers: only once the data is known good
 
         result = run_training(config, raws=raws)
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, MissingExtra) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

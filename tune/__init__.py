@@ -1,6 +1,1 @@
-"""Ray Tune sweeps over ticketbert runs (``python -m tune.sweep``)."""
-
-import os
-
-# The classic CLIReporter progress table (Ray's new output engine ignores progress reporters).
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+"""The checkout's short names for the sweep: ``python -m tune.sweep`` runs ``python -m ticketbert.sweep``."""

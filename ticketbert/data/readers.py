@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ticketbert.data.examples import DataError
+from ticketbert.extras import require
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
 
@@ -83,6 +84,7 @@ def _jsonl(path: Path) -> Table:
 
 
 def _parquet(path: Path) -> Table:
+    require("data", f"reading {path}")
     import pyarrow.parquet as pq
 
     try:

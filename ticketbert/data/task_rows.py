@@ -11,6 +11,7 @@ from pathlib import Path
 from ticketbert.data.examples import DataError, Example
 from ticketbert.data.location import DataLocation
 from ticketbert.data.readers import Row, iter_dataset, read_table
+from ticketbert.extras import require
 from ticketbert.tasks.definition import TaskDefinition
 
 
@@ -35,7 +36,7 @@ def _check_columns(task: str, source: str, found: list[str], wanted: Iterable[st
 
 def _usable(task: str, definition: TaskDefinition, source: str, rows: Iterable[Row], columns: dict[str, str]) -> list[Cells]:
     """Rows with every text and the label present; the others skipped with one warning, or an
-    error (``on_malformed: error``). ``columns``: our column -> the row's key."""
+    error (``on_malformed: error``). ``columns``: the task's column -> the row's key."""
     cells, skipped = [], []
     for row in rows:
         problem = row.problem
@@ -115,6 +116,7 @@ def read_dataset_cells(task: str, definition: TaskDefinition, split: str) -> lis
     if split not in source.splits:
         return None
     name = source.path + (f"/{source.name}" if source.name else "")
+    require("data", f"task {task}'s dataset {name}")
     try:
         if Path(source.path).is_dir():
             from datasets import load_from_disk

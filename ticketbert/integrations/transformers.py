@@ -33,12 +33,16 @@ import warnings
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-from ticketbert.pruning.api import PruningReport
-from ticketbert.pruning.early_bird import EarlyBirdPruner
-from ticketbert.pruning.early_bird_run import DISTANCE_METRIC, EarlyBirdRun
+from ticketbert.extras import require
+
+require("trainer", "the Hugging Face Trainer integration (ticketbert.integrations.transformers)")
+from transformers import Trainer, TrainerCallback  # noqa: E402
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint  # noqa: E402
+
+from ticketbert.pruning.api import PruningReport  # noqa: E402
+from ticketbert.pruning.early_bird import EarlyBirdPruner  # noqa: E402
+from ticketbert.pruning.early_bird_run import DISTANCE_METRIC, EarlyBirdRun  # noqa: E402
 
 STATE_FILE = "early_bird.pt"
 

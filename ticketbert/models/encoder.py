@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 import transformers
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
-from ticketbert.config import DEFAULT_ENCODER
+from ticketbert.defaults import DEFAULT_ENCODER
 from ticketbert.models.families import require_encoder
 from ticketbert.models.structure import STRUCTURE_KEY, apply_structure
 

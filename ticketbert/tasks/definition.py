@@ -25,18 +25,20 @@ class _Strict(BaseModel):
 class DatasetSource(_Strict):
     """A Hugging Face ``datasets`` source: a ``save_to_disk`` folder or a hub id (+ config)."""
 
+    # a save_to_disk folder, or a hub id and its configuration name
     path: str
     name: str | None = None
-    # our split -> the dataset's split
+    # the task's split -> the dataset's split
     splits: dict[Literal["train", "dev", "test"], str] = Field(default_factory=lambda: {"train": "train",
                                                                                            "dev": "validation"})
-    # our column (text/label) -> the dataset's column, where they differ
+    # the task's column (text/label) -> the dataset's column, where they differ
     columns: dict[str, str] = Field(default_factory=dict)
 
 
 class TaskDefinition(_Strict):
     """What a task is. Defaults per kind fill ``head``, ``loss``, ``metrics`` and ``primary``."""
 
+    # classification (one or two texts -> one of the classes) or regression (-> a score)
     kind: str
     # one text column, or two for a pair
     text: tuple[str, ...]

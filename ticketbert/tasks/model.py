@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any
 
 import torch
 from torch import nn
 
-from ticketbert.config import ModelConfig
+from ticketbert.config import ModelConfig, RunConfig
 from ticketbert.data.batching import Batch
 from ticketbert.models.encoder import load_encoder, pool
+from ticketbert.tasks.labels import declared_codec
 from ticketbert.tasks.shipped import shipped_task
 from ticketbert.tasks.task import Task
 
@@ -63,8 +65,16 @@ class TicketBertModel(nn.Module):
 
     @classmethod
     def from_saved(cls, encoder: nn.Module, meta: dict[str, Any]) -> "TicketBertModel":
-        config = ModelConfig.model_validate(meta["model"])
-        tasks = {name: Task.from_json(data) for name, data in meta["task_definitions"].items()}
+        if "task_definitions" in meta:
+            config = ModelConfig.model_validate(meta["model"])
+            tasks = {name: Task.from_json(data) for name, data in meta["task_definitions"].items()}
+        else:  # saved before tasks were declarations: shipped tasks, Quora's settings in the model's
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                run = RunConfig.model_validate({"model": meta["model"]})
+            config = run.model
+            tasks = {name: Task(name, run.task_definition(name), declared_codec(run.task_definition(name)))
+                     for name in meta["tasks"]}
         heads = {name: tasks[name].build_head(encoder.config.hidden_size, config.dropout) for name in meta["tasks"]}
         return cls(encoder, heads, config, tasks)
 

@@ -15,10 +15,11 @@ import pandas as pd
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from analysis import figures, tables
-from analysis.labels import metric_name
-from analysis.runs import PRIMARY, load_runs, metric_history
-from ticketbert.tracking import default_tracking_uri
+from ticketbert.analysis import figures, tables
+from ticketbert.analysis.labels import metric_name
+from ticketbert.analysis.runs import PRIMARY, load_runs, metric_history
+from ticketbert.provenance import DataRecord, collect, write_results
+from ticketbert.tracking import default_tracking_uri, run_address
 
 MASK_DISTANCE = "early_bird/mask_distance"
 DESCRIPTION_TAG = "mlflow.note.content"  # the run page's rendered "Description"
@@ -136,13 +137,35 @@ def speedup_section(table: pd.DataFrame) -> str:
             "non-zero weights only.\n\n" + markdown_table(header, rows))
 
 
+MODEL_HEADER = ["task metric", "approach", "sparsity", "seeds", "dev (mean ± std)"]
+
+
+def model_cells(row) -> list:
+    """The cells naming one model of a per-task table (task, approach, level) and its dev metric."""
+    return [row["metric"], row["approach"], pct(row["sparsity"]), int(row["seeds"]),
+            mean_std(row["dev_mean"], row["dev_std"])]
+
+
+def yes(flag) -> str:
+    return "yes" if flag else ""
+
+
+def deployment_section(table: pd.DataFrame) -> str:
+    rows = [model_cells(r) + [pct(r["flops_share"]), f"{num(r['speedup_mean'], 2)}x", yes(r["front_flops"]),
+                              yes(r["front_speedup"])] for _, r in table.iterrows()]
+    header = MODEL_HEADER + ["FLOPs/token (of dense)", "measured speedup", "front: FLOPs", "front: speedup"]
+    return ("## Which model to deploy (per task)\n\n"
+            "Every model's dev metric against its FLOPs per token (share of the dense model's) and its measured "
+            "inference speedup (batch of dev examples, timed against the dense model in the same process). A model "
+            "is on a front when no other model of the task is both smaller (or faster) and better.\n\n"
+            + markdown_table(header, rows))
+
+
 def cost_section(table: pd.DataFrame) -> str:
-    rows = [[r["metric"], r["approach"], pct(r["sparsity"]), int(r["seeds"]), mean_std(r["dev_mean"], r["dev_std"]),
-             num(r["train_flops"] / 1e12, 2), num(r["wall_seconds"] / 60, 1),
-             "yes" if r["pareto_flops"] else "", "yes" if r["pareto_time"] else ""] for _, r in table.iterrows()]
-    header = ["task metric", "approach", "sparsity", "seeds", "dev (mean ± std)", "training FLOPs (TFLOP)",
-              "wall time (min)", "Pareto: FLOPs", "Pareto: time"]
-    return ("## Training cost against dev metric (Pareto front per task)\n\n"
+    rows = [model_cells(r) + [num(r["train_flops"] / 1e12, 2), num(r["wall_seconds"] / 60, 1), yes(r["pareto_flops"]),
+                              yes(r["pareto_time"])] for _, r in table.iterrows()]
+    header = MODEL_HEADER + ["training FLOPs (TFLOP)", "wall time (min)", "Pareto: FLOPs", "Pareto: time"]
+    return ("## Training cost against dev metric (per task)\n\n"
             "FLOPs: everything spent to get the model: the dense fine-tune, importance scoring (shared by the levels "
             "of a method) and recovery epochs for post-hoc; `total_train_flops` for early-bird and IMP. Wall time: "
             "the MLflow runs' durations (post-hoc: dense run + the trial), taken with other trials sharing the "
@@ -216,21 +239,34 @@ def build(runs: pd.DataFrame, experiments: list[str], out: Path, tolerance: floa
     colors = figures.palette(cost_table["approach"])
     paths = figures.metric_vs_sparsity(curve_rows, out, tolerance, colors)
     speed = figures.speedup(curve_rows, out, colors)
-    paths += ([speed] if speed else []) + figures.cost_pareto(cost_table, curve_rows, out, colors)
+    deployment_table = tables.deployment(curve_rows)
+    paths += ([speed] if speed else []) + figures.deployment(deployment_table, curve_rows, out, colors)
     paths += figures.mask_distance(history, early, epsilon, out)
 
     sections = [header_section(runs, experiments, tolerance), threshold_section(threshold_table, tolerance),
                 level_section(level_table), test_section(tables.improvement_tests(curve_rows)),
-                speedup_section(tables.speedups(curve_rows)), cost_section(cost_table),
+                speedup_section(tables.speedups(curve_rows)), deployment_section(deployment_table),
+                cost_section(cost_table),
                 early_bird_section(early, not history.empty), imp_section(imp),
                 "## Figures\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in paths)]
     markdown = "\n\n".join(s for s in sections if s) + "\n"
     path = out / "report.md"
     path.write_text(markdown)
+    write_provenance(runs, experiments, tracking_uri, out)
     results = tables.levels(curve_rows)
     results.insert(1, "metric", results["task"].map(metric_name))
     return Report(markdown, summary="\n\n".join(sections[:2]), figures=paths, results=results,
                   headline=headline_metrics(threshold_table), path=path)
+
+
+def write_provenance(runs: pd.DataFrame, experiments: list[str], tracking_uri: str | None, out: Path) -> Path:
+    """``out/provenance.json``: the command, the runs read (each with its data fingerprint) from
+    which store, package versions and hardware."""
+    data = DataRecord(requested=", ".join(experiments), source="mlflow runs",
+                      directory=tracking_uri or default_tracking_uri(),
+                      files=dict(zip(runs["run_id"], runs["data_fingerprint"])))
+    return write_results(out / "provenance.json", collect(data, threads="not used"),
+                         {"experiments": experiments, "runs": len(runs)})
 
 
 def headline_metrics(threshold_table: pd.DataFrame) -> dict[str, float]:
@@ -284,7 +320,7 @@ def publish(tracking_uri: str | None, experiment: str, parent_run_id: str, out_d
         return None
     report = build(runs, [experiment], Path(out_dir), tolerance, uri)
     client = MlflowClient(uri)
-    for path in [report.path, *report.figures]:
+    for path in [report.path, Path(out_dir) / "provenance.json", *report.figures]:
         client.log_artifact(parent_run_id, str(path), ARTIFACT_DIR)
     log_results_table(client, parent_run_id, report.results, Path(out_dir))
     client.log_batch(parent_run_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0)
@@ -293,5 +329,5 @@ def publish(tracking_uri: str | None, experiment: str, parent_run_id: str, out_d
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     print(f"analysis: {report.path} and {len(report.figures)} figures, logged to parent run {parent_run_id} "
           f"(artifacts/{ARTIFACT_DIR}); in the MLflow UI: "
-          f"#/experiments/{experiment_id}/runs/{parent_run_id}?workflowType=machine_learning")
+          f"{run_address('', experiment_id, parent_run_id, f'{ARTIFACT_DIR}/report.md')}")
     return report

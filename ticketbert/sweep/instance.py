@@ -17,7 +17,7 @@ from typing import Any
 
 from ticketbert.config import ConfigError
 from ticketbert.data import data_fingerprint
-from tune.config import SweepConfig
+from ticketbert.sweep.config import SweepConfig
 
 
 def sweep_digest(config: SweepConfig, base: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """Figures, one per task (never averaged over tasks): dev and train metric against sparsity
 (the reference study's Figs 2-4, with seed bands and the dense tolerance band), measured against
-FLOP-count speedup, dev metric against training cost with its Pareto front, and early-bird mask
+FLOP-count speedup, dev metric against the model's FLOPs per token and measured speedup, and early-bird mask
 distance curves."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
-from analysis.labels import metric_name  # noqa: E402
-from analysis.tables import levels  # noqa: E402
+from ticketbert.analysis.labels import metric_name  # noqa: E402
+from ticketbert.analysis.tables import levels  # noqa: E402
 
 STYLE = {"font.size": 12, "axes.titlesize": 12, "legend.fontsize": 10, "axes.grid": True, "grid.alpha": 0.3}
 DPI = 100
@@ -103,28 +103,31 @@ def speedup(curve_rows: pd.DataFrame, out: Path, colors: dict) -> Path | None:
         return _save(fig, out / "speedup_vs_flops.png")
 
 
-def cost_pareto(cost_table: pd.DataFrame, curve_rows: pd.DataFrame, out: Path, colors: dict) -> list[Path]:
-    """Per task: dev metric against training FLOPs and against wall time, Pareto front drawn."""
+def deployment(table: pd.DataFrame, curve_rows: pd.DataFrame, out: Path, colors: dict) -> list[Path]:
+    """Per task: dev metric against the model's FLOPs per token (share of dense) and against its
+    measured inference speedup, every approach x level and dense, the front of each drawn."""
     paths = []
-    for task, rows in cost_table.groupby("task"):
+    for task, rows in table.groupby("task"):
         with plt.rc_context(STYLE):
             fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), sharey=True)
-            for axis, column, flag, label in ((axes[0], "train_flops", "pareto_flops", "training FLOPs (TFLOP)"),
-                                              (axes[1], "wall_seconds", "pareto_time", "wall time (min)")):
-                scale = 1e12 if column == "train_flops" else 60.0
+            for axis, column, flag, label, scale in (
+                    (axes[0], "flops_share", "front_flops",
+                     "FLOPs per token (% of dense; magnitude: non-zero weights)", 100.0),
+                    (axes[1], "speedup_mean", "front_speedup", "measured inference speedup (x)", 1.0)):
                 known = rows[rows[column].notna()]
                 for approach, points in known.groupby("approach"):
-                    axis.errorbar(points[column] / scale, points["dev_mean"], yerr=points["dev_std"].fillna(0),
-                                  fmt="o", capsize=3, color=colors[approach], label=approach)
+                    color = DENSE_COLOR if approach == "dense" else colors[approach]
+                    axis.errorbar(points[column] * scale, points["dev_mean"], yerr=points["dev_std"].fillna(0),
+                                  fmt="s" if approach == "dense" else "o", capsize=3, color=color, label=approach)
                 front = known[known[flag]].sort_values(column)
-                axis.step(front[column] / scale, front["dev_mean"], where="post", color="black", linewidth=1,
-                          label="Pareto front")
+                axis.plot(front[column] * scale, front["dev_mean"], color="black", linewidth=1, label="front")
                 axis.set_xlabel(label)
                 axis.set_ylabel(f"dev {metric_name(task)}")
                 axis.legend(loc="best")
+            axes[0].invert_xaxis()  # smaller models to the right, like faster ones
             synthetic = bool(curve_rows.loc[curve_rows["task"] == task, "synthetic"].any())
-            fig.suptitle(f"{_title(task, synthetic)}: cost of each model (mean over seeds, bars = std)")
-            paths.append(_save(fig, out / f"{task}_cost_pareto.png"))
+            fig.suptitle(f"{_title(task, synthetic)}: which model to deploy (mean over seeds, bars = std)")
+            paths.append(_save(fig, out / f"{task}_deployment.png"))
     return paths
 
 

@@ -6,7 +6,7 @@ import glob
 import os
 from dataclasses import dataclass
 
-from tune.config import ResourcesConfig, SweepConfig
+from ticketbert.sweep.config import ResourcesConfig, SweepConfig
 
 
 @dataclass

@@ -6,7 +6,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from analysis.labels import remember_metric_names
+from ticketbert.analysis.labels import remember_metric_names
 from ticketbert.tracking import default_tracking_uri
 
 PRIMARY = "dev/overall"  # single task: its primary metric; multitask: the mean of its tasks' primary metrics
@@ -40,6 +40,7 @@ def load_runs(experiments: list[str], tracking_uri: str | None = None, parent_ru
         "method": frame["tags.method"].fillna("none"), "criterion": _column(frame, "tags.criterion").fillna(""),
         "seed": pd.to_numeric(frame["tags.seed"]).astype(int), "sparsity": frame["tags.sparsity"].astype(float),
         "synthetic": _column(frame, "tags.synthetic_data").fillna("False") == "True",
+        "data_fingerprint": _column(frame, "tags.data_fingerprint").fillna("unknown"),
         "wall_seconds": (frame["end_time"] - frame["start_time"]).dt.total_seconds(),
     })
     metric_tags = _column(frame, "tags.task_metric")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.labels import metric_name, with_approach
-from analysis.runs import PRIMARY, TRAIN_PRIMARY
-from analysis.stats import bootstrap_mean_ci, holm, paired_improvement, pareto_front, summarize, tolerance_threshold
+from ticketbert.analysis.labels import metric_name, with_approach
+from ticketbert.analysis.runs import PRIMARY, TRAIN_PRIMARY
+from ticketbert.analysis.stats import bootstrap_mean_ci, holm, paired_improvement, pareto_front, summarize, tolerance_threshold
 
 KEY = ["task", "approach"]
 ALPHA = 0.05
@@ -187,6 +187,28 @@ def speedups(curve_rows: pd.DataFrame) -> pd.DataFrame:
     table["measured_over_flops"] = table["speedup_mean"] / table["flops_speedup"]
     return table[["task", "approach", "sparsity", "achieved_sparsity", "seeds", "flops_speedup", "speedup_mean",
                   "speedup_std", "measured_over_flops"]]
+
+
+def deployment(curve_rows: pd.DataFrame) -> pd.DataFrame:
+    """Per task: what a deployer chooses between: every model (dense, and each approach x level > 0)
+    with its dev metric (mean and std over seeds), its FLOPs per token as a share of the dense
+    model's and its measured inference speedup; which models lie on the front of dev against
+    FLOPs/token (no other model of the task both smaller and better) and against speedup."""
+    rows = curve_rows.assign(flops_share=1.0 / curve_rows["flops_speedup"])
+    rows.loc[rows["sparsity"] == 0.0, "approach"] = "dense"
+    rows = rows.drop_duplicates("run_id")
+    table = rows.groupby(KEY + ["sparsity"]).agg(
+        seeds=("seed", "nunique"), dev_mean=("dev", "mean"), dev_std=("dev", "std"),
+        flops_share=("flops_share", "mean"), speedup_mean=("speedup", "mean")).reset_index()
+    table.insert(1, "metric", table["task"].map(metric_name))
+    table["front_flops"] = False
+    table["front_speedup"] = False
+    for _, group in table.groupby("task"):
+        for cost, flag in ((group["flops_share"], "front_flops"), (-group["speedup_mean"], "front_speedup")):
+            known = cost.notna()
+            dev = group.loc[known, "dev_mean"].tolist()
+            table.loc[group.index[known], flag] = pareto_front(cost[known].tolist(), dev)
+    return table.sort_values(["task", "flops_share"], ascending=[True, False], ignore_index=True)
 
 
 def cost(runs: pd.DataFrame) -> pd.DataFrame:

@@ -14,12 +14,12 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from tune.cleanup import CheckpointCleanup
-from tune.config import SearchConfig, SweepConfig
-from tune.instance import SweepInstance
-from tune.progress import ProgressLine
-from tune.resources import TrialResources
-from tune.trainable import train_trial
+from ticketbert.sweep.cleanup import CheckpointCleanup
+from ticketbert.sweep.config import SearchConfig, SweepConfig
+from ticketbert.sweep.instance import SweepInstance
+from ticketbert.sweep.progress import ProgressLine
+from ticketbert.sweep.resources import TrialResources
+from ticketbert.sweep.trainable import train_trial
 
 MAX_TEMP_DIR_LENGTH = 45
 # what Tune's controller raises when Ray's memory monitor killed a trial's worker
