@@ -17,7 +17,7 @@ from ticketbert.data import DATA_DIR_ENV, TaskData, resolve_source
 from ticketbert.models import load_tokenizer
 from ticketbert.run import encode_data, read_data
 from ticketbert.provenance import DataRecord, announce, collect, data_record, write_results
-from ticketbert.tasks import get_task
+from ticketbert.data.task_rows import split_file
 
 RUNS = Path(__file__).resolve().parent / "runs"  # new results files land here unless --out is given
 
@@ -51,10 +51,11 @@ def bench_config(tasks: list[str], data_dir: Path | None, overrides: list[str] =
 
 def record_data(config: RunConfig) -> DataRecord:
     """What ``config`` reads, with the sha256 of its files; printed, a substitution loudly."""
-    source, directory = resolve_source(config.data)
+    location = resolve_source(config.data)
+    source, directory = location
     requested = str(config.data.dir) if config.data.dir else None
-    files = [directory / get_task(t).files[split] for t in config.train.tasks for split in ("train", "dev")] \
-        if source in ("csv", "sample") else []
+    files = [split_file(config.task_definition(t), split, location) for t in config.train.tasks
+             for split in ("train", "dev")] if source in ("csv", "sample") else []
     substituted = None
     if source == "sample":
         substituted = (f"no --data-dir or ${DATA_DIR_ENV}: the bundled sample (1,200 train / 400 dev examples "

@@ -23,7 +23,6 @@ from bench.common import add_output_arguments, bench_config, record_data, save
 from ticketbert.integrations.transformers import add_early_bird
 from ticketbert.models import resolve_encoder
 from ticketbert.models.compute import count_prunable, flops_per_token
-from ticketbert.tasks import get_task
 from ticketbert.run import read_data
 from ticketbert.training.device import use_bf16
 
@@ -84,7 +83,7 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(resolve_encoder("all-MiniLM-L6-v2"))
     train, dev = encoded(tokenizer, raw.train), encoded(tokenizer, raw.dev)
     results = [run(v, train, dev, tokenizer, args.epochs, args.seed) for v in args.variants]
-    save("hf_trainer", args.out, record, {"task": get_task("sst").name, "train_examples": len(train),
+    save("hf_trainer", args.out, record, {"task": raw.task.name, "train_examples": len(train),
                                           "dev_examples": len(dev), "epochs": args.epochs, "results": results})
 
 

@@ -18,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 from bench.common import add_output_arguments, bench_data, save, settings
 from ticketbert.config import ModelConfig, TrainConfig
 from ticketbert.data import collate, length_grouped_batches
-from ticketbert.models import build_model
+from ticketbert.tasks.model import build_model
 from ticketbert.pruning import prune
 from ticketbert.training.device import autocast, select_device
 from ticketbert.training.loop import build_optimizer
@@ -84,7 +84,7 @@ def main() -> None:
     for bf16 in (False, True):
         for label, sparsity in (("dense", 0.0), ("FFN 30% (l1)", 0.3)):
             torch.manual_seed(0)
-            model = build_model(ModelConfig(), ["sst"]).train()
+            model = build_model(ModelConfig(), [data["sst"].task]).train()
             if sparsity:
                 prune(model, "ffn", sparsity, criterion="l1")
             name = f"{label}, {'bf16' if bf16 else 'fp32'}"

@@ -17,7 +17,7 @@ from scipy import stats
 from bench.common import add_output_arguments, bench_data, save
 from ticketbert.config import ModelConfig
 from ticketbert.data import collate
-from ticketbert.models import build_model
+from ticketbert.tasks.model import build_model
 from ticketbert.measure import paired_latency
 from ticketbert.pruning import load_pruned, make_calibration, prune, score
 from ticketbert.pruning.api import PruningReport
@@ -72,7 +72,7 @@ def main() -> None:
     data, tokenizer, record = bench_data(["sst"], args.data_dir, [f"data.max_length={SEQ_LEN}"])
     synthetic = record.source == "synthetic"
     torch.manual_seed(0)
-    model = (load_pruned(args.model) if args.model else build_model(ModelConfig(), ["sst"])).eval()
+    model = (load_pruned(args.model) if args.model else build_model(ModelConfig(), [data["sst"].task])).eval()
     sst = data["sst"]
     longest = sorted(range(len(sst.dev)), key=lambda i: -sst.dev.lengths[i])[:BATCH]
     batch = collate(sst.dev, longest, tokenizer.pad_token_id)

@@ -19,6 +19,7 @@ from typing import Any
 from bench.common import results_path
 from ticketbert.analysis.runs import PRIMARY, TRAIN_PRIMARY, load_runs
 from ticketbert.provenance import collect, data_record, write_results
+from ticketbert.pruning.methods import is_dense
 from ticketbert.sweep.config import load_sweep_config
 
 TOLERANCE = 0.01  # "within 1 point" of the dense dev metric
@@ -37,11 +38,11 @@ def threshold(levels: list[dict[str, Any]], dense: float) -> float:
 def sweep_results(experiment: str, tracking_uri: str | None) -> dict[str, Any]:
     """Dense and pruned rows, and thresholds per task x seed x method, of ``experiment``'s trials."""
     runs = load_runs([experiment], tracking_uri)
-    dense_rows = runs[runs["method"] == "none"]
+    dense_rows = runs[runs["method"].map(is_dense)]
     dense = {(r.task, int(r.seed)): {"task": r.task, "seed": int(r.seed), "dev": float(r[PRIMARY]),
                                      "train": float(r[TRAIN_PRIMARY])} for _, r in dense_rows.iterrows()}
     trials = []
-    for _, r in runs[runs["method"] != "none"].iterrows():
+    for _, r in runs[~runs["method"].map(is_dense)].iterrows():
         trials.append({"task": r.task, "seed": int(r.seed), "method": r.method, "criterion": r.criterion,
                        "pattern": None if r.pattern == "none" else r.pattern, "sparsity": float(r.sparsity),
                        "achieved_sparsity": float(r["achieved_sparsity"]), "dev": float(r[PRIMARY]),

@@ -21,7 +21,7 @@ import torch
 from bench.common import add_output_arguments, bench_data, matmul_flops_per_second, save, settings
 from ticketbert.config import ModelConfig, TrainConfig
 from ticketbert.data import collate, length_grouped_batches
-from ticketbert.models import build_model
+from ticketbert.tasks.model import build_model
 from ticketbert.models.compute import attention_flops_per_token, linear_flops_per_token
 from ticketbert.pruning import make_calibration, needs_data, prune
 from ticketbert.pruning.methods import describe
@@ -87,7 +87,7 @@ def main() -> None:
     results = {}
     for name, index_batches, fixed, bf16, pruned in variants:
         torch.manual_seed(0)
-        model = build_model(ModelConfig(), ["sst"]).to(device).train()
+        model = build_model(ModelConfig(), [data["sst"].task]).to(device).train()
         if pruned:
             prune(model, "ffn", 0.3, criterion="l1")
         batches = [collate(sst.train, b, tokenizer.pad_token_id) for b in index_batches]
@@ -105,7 +105,7 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:<26} {r['tokens_per_s']:>10.0f} {r['tokens_per_s'] / base:>8.2f}x "
               f"{r['model_flops_per_s'] / 1e9:>14.1f} {r['model_flops_per_s'] / peaks[r['bf16']]:>9.1%}")
-    optimizer_ms = optimizer_step_ms(device)
+    optimizer_ms = optimizer_step_ms(device, sst.task)
     print("AdamW step on MiniLM: " + ", ".join(f"{k} {v:.1f} ms" for k, v in optimizer_ms.items()))
     bf16 = native_bf16(device)
     calibration = make_calibration(data, 128, pad_id=tokenizer.pad_token_id)
@@ -137,7 +137,7 @@ def pruned_step_speedups(batches, task, calibration, device, bf16: bool, attenti
     models = {}
     for name, method, sparsity, criterion in PRUNED_MODELS:
         torch.manual_seed(0)
-        model = build_model(ModelConfig(), [task.name]).train()
+        model = build_model(ModelConfig(), [task]).train()
         model.encoder.set_attn_implementation(attention)
         if method:
             options = {"round_to": 64} if describe(method).takes("round_to") else {}
@@ -160,10 +160,10 @@ def pruned_step_speedups(batches, task, calibration, device, bf16: bool, attenti
     return rows
 
 
-def optimizer_step_ms(device, repeats: int = 20) -> dict[str, float]:
+def optimizer_step_ms(device, task, repeats: int = 20) -> dict[str, float]:
     """Median time of one AdamW step over MiniLM's parameters: the loop's fused optimizer and
     torch's default (per-tensor) implementation, on the same gradients."""
-    model = build_model(ModelConfig(), ["sst"]).to(device)
+    model = build_model(ModelConfig(), [task]).to(device)
     for param in model.parameters():
         param.grad = torch.randn_like(param)
     optimizers = {"fused (build_optimizer)": build_optimizer(model, TrainConfig()),

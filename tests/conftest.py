@@ -11,8 +11,9 @@ from transformers import BertConfig, BertModel
 
 from ticketbert.config import DEFAULT_ENCODER, ModelConfig, load_config
 from ticketbert.data import encode_task, read_task
-from ticketbert.models import build_model, load_tokenizer
-from ticketbert.tasks import get_task
+from ticketbert.models import load_tokenizer
+from ticketbert.tasks import shipped_definitions
+from ticketbert.tasks.model import build_model
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -56,13 +57,14 @@ def tiny_run_config(tiny_encoder_dir, tmp_path):
 def tiny_task_data(tiny_run_config, tokenizer):
     """Encoded synthetic data of all three tasks."""
     config = tiny_run_config
-    return {name: encode_task(read_task(config.data, get_task(name)), tokenizer, config.data, config.model)
+    return {name: encode_task(read_task(config.data, name, shipped_definitions()[name]), tokenizer, config.data)
             for name in ("sst", "para", "sts")}
 
 
 @pytest.fixture
-def tiny_model(tiny_encoder_dir):
+def tiny_model(tiny_encoder_dir, tiny_task_data):
     """A multitask TicketBertModel over the tiny encoder, in eval mode, seeded heads."""
     torch.manual_seed(1)
-    model = build_model(ModelConfig(encoder=str(tiny_encoder_dir), dropout=0.0), ["sst", "para", "sts"])
+    tasks = [tiny_task_data[name].task for name in ("sst", "para", "sts")]
+    model = build_model(ModelConfig(encoder=str(tiny_encoder_dir), dropout=0.0), tasks)
     return model.eval()

@@ -145,7 +145,7 @@ def test_bad_input_is_one_line_before_any_heavy_import(module, arguments, field,
      "method: heads"),
 ])
 def test_check_prints_the_resolved_run_and_runs_nothing(module, arguments, expected, places, tmp_path):
-    from ticketbert.config import resolve_encoder, DEFAULT_ENCODER
+    from ticketbert.defaults import DEFAULT_ENCODER, resolve_encoder
 
     arguments = [a.replace("{encoder}", resolve_encoder(DEFAULT_ENCODER)) for a in arguments]
     process, imported, seconds = run_command(module, [*arguments, f"output_dir={tmp_path / 'runs'}"]
@@ -158,16 +158,17 @@ def test_check_prints_the_resolved_run_and_runs_nothing(module, arguments, expec
         assert process.stdout.count("note: base.prune.repair applies to heads; magnitude ignore it") == 1
 
 
-def test_the_search_metric_table_matches_what_the_tasks_report():
+def test_the_search_metrics_are_what_the_tasks_report():
+    """The metrics a search may rank by come from the tasks' declarations: what their evaluation reports."""
     import numpy as np
 
-    from ticketbert.tasks import get_task
-    from ticketbert.sweep.checks import TASK_METRICS
+    from ticketbert.sweep.checks import logged_metrics
+    from ticketbert.tasks import shipped_definitions, shipped_task
 
-    for name, metrics in TASK_METRICS.items():
-        task = get_task(name)
-        reported = task.metrics(np.array([0.0, 1.0, 2.0]), np.array([0.0, 2.0, 1.0]))
-        assert set(reported) == set(metrics) and task.primary_metric in metrics
+    for name, definition in shipped_definitions().items():
+        reported = shipped_task(name).metrics(np.array([0.0, 1.0, 2.0]), np.array([0.0, 2.0, 1.0]))
+        allowed = logged_metrics([definition])
+        assert {f"dev/{metric}" for metric in reported} <= allowed and f"dev/{definition.primary}" in allowed
 
 
 def test_search_bounds_come_from_the_fields_own_metadata():
@@ -253,7 +254,7 @@ def test_an_mlflow_server_that_answers_passes(tmp_path):
 
 
 def test_levels_are_read_by_posthoc(tmp_path):
-    from ticketbert.config import resolve_encoder, DEFAULT_ENCODER
+    from ticketbert.defaults import DEFAULT_ENCODER, resolve_encoder
 
     process, _, _ = run_command("ticketbert.posthoc", ["--check", "--model", resolve_encoder(DEFAULT_ENCODER),
                                                        "prune.levels=[0.3,0.6]"], tmp_path)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ticketbert.config import ConfigError, load_config
+from ticketbert.config import DEFAULT_BATCH_SIZE, ConfigError, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -21,7 +21,7 @@ def test_shipped_run_configs_load(path):
     ("train.lr=-1", "train.lr"),
     ("train.lr=abc", "train.lr"),
     ("train.epochs=0", "train.epochs"),
-    ("train.tasks=[sst,imdb]", "train.tasks.1"),
+    ("train.tasks=[sst,imdb]", "train.tasks"),
     ("train.tasks=[]", "train.tasks"),
     ("train.tasks=[sst,sst]", "train.tasks"),
     ("train.batch_size={sst: 0}", "train.batch_size"),
@@ -34,7 +34,7 @@ def test_shipped_run_configs_load(path):
     ("data.source=ftp", "data.source"),
     ("model.pooling=max", "model.pooling"),
     ("model.dropout=1.5", "model.dropout"),
-    ("model.para_encoder=tri", "model.para_encoder"),
+    ("model.para_encoder=tri", "tasks.para.encoding"),  # replaced by the task declaration
     ("prune.sparsity=1.2", "prune.sparsity"),
     ("prune.method=random", "prune.method"),
     ("prune.criterion=entropy", "prune.criterion"),
@@ -60,9 +60,9 @@ def test_early_bird_search_follows_you_et_al_and_training_draws_need_gradients()
                                "prune.early_bird_draws=training"])
 
 
-def test_batch_size_missing_for_task():
-    with pytest.raises(ConfigError, match="batch_size has no entry for task"):
-        load_config(None, ["train.tasks=[sst,sts]", "train.batch_size={sst: 8}"])
+def test_batch_size_defaults_for_tasks_without_an_entry():
+    train = load_config(None, ["train.tasks=[sst,sts]", "train.batch_size={sst: 8}"]).train
+    assert (train.batch_size_of("sst"), train.batch_size_of("sts")) == (8, DEFAULT_BATCH_SIZE)
 
 
 def test_override_syntax_error():

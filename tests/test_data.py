@@ -5,17 +5,24 @@ import torch
 
 from conftest import REAL_DATA
 from ticketbert.config import DataConfig
-from ticketbert.data import (SAMPLE_DIR, DataError, encode, length_grouped_batches, read_csv_split, read_task, resolve_source,
+from ticketbert.data import (SAMPLE_DIR, DataError, DataLocation, encode, length_grouped_batches, read_task, resolve_source,
                              synthetic_split, collate)
-from ticketbert.tasks import get_task
+from ticketbert.data.task_rows import read_dataset_cells, read_file_cells, to_examples
+from ticketbert.tasks import shipped_definitions, shipped_task
 
 needs_real_data = pytest.mark.skipif(not REAL_DATA.is_dir(), reason="../shared/data not present")
+
+
+def read_csv_split(task, directory, split):
+    """Examples of a shipped task's CS224N file of ``split`` in ``directory``."""
+    cells = read_file_cells(task, shipped_definitions()[task], split, DataLocation("csv", directory))
+    return to_examples(cells, shipped_task(task).parse_label, task, shipped_task(task).label_column)
 
 
 @needs_real_data
 def test_real_quora_bad_rows_are_skipped_and_named():
     with pytest.warns(UserWarning) as record:
-        examples = read_csv_split(get_task("para"), REAL_DATA, "train")
+        examples = read_csv_split("para", REAL_DATA, "train")
     message = str(record[0].message)
     assert "quora-train.csv" in message and "skipped 2 malformed row(s)" in message
     assert "line 11624" in message and "line 15428" in message
@@ -29,17 +36,17 @@ def test_real_quora_bad_rows_are_skipped_and_named():
 def test_real_files_read_completely(task, split, rows):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        examples = read_csv_split(get_task(task), REAL_DATA, split)
+        examples = read_csv_split(task, REAL_DATA, split)
     assert len(examples) == rows
     assert all(all(text for text in e.texts) for e in examples)
 
 
 @needs_real_data
 def test_real_first_rows_match_file():
-    sst = read_csv_split(get_task("sst"), REAL_DATA, "dev")
+    sst = read_csv_split("sst", REAL_DATA, "dev")
     assert sst[0].texts == ("It 's a lovely film with lovely performances by Buy and Accorsi .",)
     assert sst[0].label == 3.0
-    sts = read_csv_split(get_task("sts"), REAL_DATA, "dev")
+    sts = read_csv_split("sts", REAL_DATA, "dev")
     assert sts[1].label == 4.6
 
 
@@ -50,19 +57,19 @@ def write(path, text):
 
 def test_missing_file_names_it(tmp_path):
     with pytest.raises(DataError, match=r"ids-sst-train.csv: file not found"):
-        read_csv_split(get_task("sst"), tmp_path, "train")
+        read_csv_split("sst", tmp_path, "train")
 
 
 def test_empty_file_names_it(tmp_path):
     write(tmp_path / "ids-sst-train.csv", "")
     with pytest.raises(DataError, match=r"ids-sst-train.csv: empty file"):
-        read_csv_split(get_task("sst"), tmp_path, "train")
+        read_csv_split("sst", tmp_path, "train")
 
 
 def test_missing_column_names_it(tmp_path):
     write(tmp_path / "sts-dev.csv", "\tid\tsentence1\tsentence2\n0\ta\tx\ty\n")
-    with pytest.raises(DataError, match=r"sts-dev.csv: missing column\(s\) \['similarity'\]"):
-        read_csv_split(get_task("sts"), tmp_path, "dev")
+    with pytest.raises(DataError, match=r"sts-dev.csv: task sts: missing column\(s\) \['similarity'\]; columns found: \['', 'id', 'sentence1', 'sentence2'\]"):
+        read_csv_split("sts", tmp_path, "dev")
 
 
 @pytest.mark.parametrize("task, file, header, bad_row", [
@@ -75,15 +82,15 @@ def test_label_out_of_range_names_file_and_line(tmp_path, task, file, header, ba
     good = {"sst": "0\ta\tfine\t2", "para": "0\ta\tx\ty\t1.0", "sts": "0\ta\tx\ty\t3.2"}[task]
     write(tmp_path / file, f"{header}\n{good}\n{bad_row}\n")
     with pytest.raises(DataError, match=rf"{file}: line 3: "):
-        read_csv_split(get_task(task), tmp_path, "train")
+        read_csv_split(task, tmp_path, "train")
 
 
 def test_malformed_rows_skipped_with_count(tmp_path):
     write(tmp_path / "sts-train.csv", "\tid\tsentence1\tsentence2\tsimilarity\n0\ta\tx\ty\t1.0\n"
           "1\tb\t\ty\t2.0\n2\tc\tx\ty\t\n3\td\tx\n")
-    with pytest.warns(UserWarning, match=r"skipped 3 malformed row\(s\): line 3 \(empty sentence\); "
+    with pytest.warns(UserWarning, match=r"skipped 3 malformed row\(s\): line 3 \(empty sentence1\); "
                                          r"line 4 \(empty similarity\); line 5 \(3 fields, expected 5\)"):
-        examples = read_csv_split(get_task("sts"), tmp_path, "train")
+        examples = read_csv_split("sts", tmp_path, "train")
     assert len(examples) == 1
 
 
@@ -107,15 +114,15 @@ def test_synthetic_is_deterministic_and_labelled():
         assert first != synthetic_split(task, "dev", 200, seed=3)
         assert {int(e.label) for e in first} == labels
         for e in first:
-            get_task(task).parse_label(str(e.label))
+            shipped_task(task).parse_label(str(e.label))
 
 
 def test_caps_are_seeded_subsamples(monkeypatch):
     monkeypatch.delenv("TICKETBERT_DATA_DIR", raising=False)
     config = DataConfig(synthetic_examples=50, max_train_examples=10, max_dev_examples=5)
-    raw = read_task(config, get_task("sst"), seed=0)
+    raw = read_task(config, "sst", shipped_definitions()["sst"], seed=0)
     assert len(raw.train) == 10 and len(raw.dev) == 5
-    assert raw.train == read_task(config, get_task("sst"), seed=0).train
+    assert raw.train == read_task(config, "sst", shipped_definitions()["sst"], seed=0).train
 
 
 def test_length_grouped_batches_cover_every_example_once():
@@ -149,8 +156,6 @@ def test_hub_source_maps_columns_and_skips_bad_rows(monkeypatch):
     """The hub path (online only) with ``datasets.load_dataset`` replaced by an in-memory Dataset."""
     import datasets
 
-    from ticketbert.data import read_hub_split
-
     calls = []
 
     def fake_load_dataset(path, name, split):
@@ -159,16 +164,17 @@ def test_hub_source_maps_columns_and_skips_bad_rows(monkeypatch):
                                            "label": [4.2, 3.0, 1.0], "idx": [0, 1, 2]})
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    with pytest.warns(UserWarning, match=r"nyu-mll/glue/stsb \(dev\): skipped 1 row"):
-        examples = read_hub_split(get_task("sts"), "dev")
+    with pytest.warns(UserWarning, match=r"nyu-mll/glue/stsb \(dev\): skipped 1 malformed row\(s\): row 2 \(empty sentence1\)"):
+        cells = read_dataset_cells("sts", shipped_definitions()["sts"], "dev")
+    examples = to_examples(cells, shipped_task("sts").parse_label, "sts", "similarity")
     assert calls == [("nyu-mll/glue", "stsb", "validation")]
     assert [e.texts for e in examples] == [("a cat", "a cat"), ("a dog", "a pig")] and examples[0].label == 4.2
 
 
 def test_swap_pairs_doubles_pair_training_data_only(monkeypatch):
     monkeypatch.delenv("TICKETBERT_DATA_DIR", raising=False)
-    plain = read_task(DataConfig(source="synthetic", synthetic_examples=20), get_task("para"))
-    swapped = read_task(DataConfig(source="synthetic", synthetic_examples=20, swap_pairs=True), get_task("para"))
+    plain = read_task(DataConfig(source="synthetic", synthetic_examples=20), "para", shipped_definitions()["para"])
+    swapped = read_task(DataConfig(source="synthetic", synthetic_examples=20, swap_pairs=True), "para", shipped_definitions()["para"])
     assert swapped.train[:20] == plain.train and swapped.dev == plain.dev
     assert [e.texts for e in swapped.train[20:]] == [e.texts[::-1] for e in plain.train]
-    assert len(read_task(DataConfig(source="synthetic", synthetic_examples=20, swap_pairs=True), get_task("sst")).train) == 20
+    assert len(read_task(DataConfig(source="synthetic", synthetic_examples=20, swap_pairs=True), "sst", shipped_definitions()["sst"]).train) == 20

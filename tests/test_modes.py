@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from ticketbert import EarlyBirdPruner, load_pruned, sweep_sparsity
-from ticketbert.models import build_model, load_tokenizer
+from ticketbert.models import load_tokenizer
+from ticketbert.tasks.model import build_model
 from ticketbert.models.compute import count_prunable
 from ticketbert.pruning import criteria, make_calibration, plan, score
 from ticketbert.pruning.early_bird import plan_distance

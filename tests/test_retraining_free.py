@@ -289,25 +289,25 @@ def test_bad_options_are_one_line_errors(tiny_model, tiny_task_data, tokenizer):
 # -- distilled recovery --------------------------------------------------------------------------
 
 def test_distill_losses_against_their_definitions():
-    from ticketbert.tasks import get_task
+    from ticketbert.tasks import shipped_task
     torch.manual_seed(0)
     student, teacher, temperature = torch.randn(6, 5), torch.randn(6, 5), 3.0
     p, q = torch.softmax(teacher / temperature, -1), torch.softmax(student / temperature, -1)
     expected = (p * (p.log() - q.log())).sum(-1).mean() * temperature ** 2
-    assert float(get_task("sst").distill_loss(student, teacher, temperature)) == pytest.approx(float(expected), rel=1e-5)
+    assert float(shipped_task("sst").distill_loss(student, teacher, temperature)) == pytest.approx(float(expected), rel=1e-5)
     s, t = torch.randn(7), torch.randn(7)
     p, q = torch.sigmoid(t / temperature), torch.sigmoid(s / temperature)
     expected = (p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()).mean() * temperature ** 2
-    assert float(get_task("para").distill_loss(s, t, temperature)) == pytest.approx(float(expected), rel=1e-5)
-    assert float(get_task("sts").distill_loss(s, t, temperature)) == pytest.approx(float((s - t).pow(2).mean()))
+    assert float(shipped_task("para").distill_loss(s, t, temperature)) == pytest.approx(float(expected), rel=1e-5)
+    assert float(shipped_task("sts").distill_loss(s, t, temperature)) == pytest.approx(float((s - t).pow(2).mean()))
     for task in ("sst", "para"):  # zero when the student matches the teacher
         same = teacher if task == "sst" else t
-        assert float(get_task(task).distill_loss(same, same, temperature)) == pytest.approx(0.0, abs=1e-6)
+        assert float(shipped_task(task).distill_loss(same, same, temperature)) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_distiller_adds_alpha_times_distillation_to_the_task_loss(tiny_model, tiny_task_data, tokenizer):
     from ticketbert.pruning.distill import Distiller
-    from ticketbert.tasks import get_task
+    from ticketbert.tasks import shipped_task
     teacher = copy.deepcopy(tiny_model)
     prune(tiny_model, "ffn", 0.3, criterion="l1")
     for task in ("sst", "para", "sts"):
@@ -316,14 +316,14 @@ def test_distiller_adds_alpha_times_distillation_to_the_task_loss(tiny_model, ti
         with torch.no_grad():
             got = distiller(tiny_model, task, batch)
             out, ref = tiny_model(task, batch), teacher(task, batch)
-            want = get_task(task).loss(out, batch.labels) + 0.7 * get_task(task).distill_loss(out, ref, 2.0)
+            want = shipped_task(task).loss(out, batch.labels) + 0.7 * shipped_task(task).distill_loss(out, ref, 2.0)
         assert float(got) == pytest.approx(float(want), rel=1e-6)
         assert distiller.teacher_flops > 0
 
 
 def test_posthoc_joint_repair_and_distilled_recovery_through_the_config(tiny_run_config, tmp_path):
     from ticketbert.config import load_config
-    from ticketbert.train import run_training
+    from ticketbert.run import run_training
     base = ["data.source=synthetic", "data.synthetic_examples=48", "data.train_eval_examples=16", "train.epochs=1",
             "train.lr=1e-3", "train.progress=false", "train.tasks=[sts]", f"output_dir={tmp_path / 'runs'}",
             f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "prune.method=heads+ffn", "prune.criterion=fisher",

@@ -16,26 +16,42 @@ from ticketbert.run import config_digest
 from ticketbert.sweep.config import load_sweep_config
 from ticketbert.sweep.instance import open_instance
 from ticketbert.sweep.sweep import main
+from ticketbert.tasks import shipped_definitions
+
+SST = {"sst": shipped_definitions()["sst"]}
 
 
 def test_data_fingerprint_covers_source_and_file_contents(tmp_path):
     sample = load_config(None, ["data.source=sample"])
-    assert data_fingerprint(sample.data, ["sst"]).startswith("sample:")
+    assert data_fingerprint(sample.data, SST).startswith("sample:")
     copy = tmp_path / "data"
     copy.mkdir()
     for name in ("ids-sst-train.csv", "ids-sst-dev.csv"):
         (copy / name).write_bytes((SAMPLE_DIR / name).read_bytes())
     same_files = load_config(None, ["data.source=csv", f"data.dir={copy}"])
     # the same bytes elsewhere: the same content hash, another source label and run digest
-    assert data_fingerprint(same_files.data, ["sst"]).split(":")[1] == data_fingerprint(sample.data, ["sst"]).split(":")[1]
+    assert data_fingerprint(same_files.data, SST).split(":")[1] == data_fingerprint(sample.data, SST).split(":")[1]
     before = config_digest(same_files)
     with (copy / "ids-sst-dev.csv").open("a") as handle:
         handle.write("9999\tabc\tA changed dev set .\t3\n")
     assert config_digest(same_files) != before  # one more dev row: another run
     synthetic = load_config(None, ["data.source=synthetic"])
     more = load_config(None, ["data.source=synthetic", "data.synthetic_examples=601"])
-    assert data_fingerprint(synthetic.data, ["sst"]) != data_fingerprint(more.data, ["sst"])
+    assert data_fingerprint(synthetic.data, SST) != data_fingerprint(more.data, SST)
     assert config_digest(synthetic) != config_digest(load_config(None, ["data.source=sample"]))
+
+
+def test_run_digest_covers_the_trained_tasks_definitions_only(tmp_path):
+    (tmp_path / "t.jsonl").write_text('{"s": "good", "y": "pos"}\n{"s": "bad", "y": "neg"}\n')
+    declared = ["tasks.mine.kind=classification", "tasks.mine.text=s", "tasks.mine.label=y",
+                f"tasks.mine.files.train={tmp_path / 't.jsonl'}"]
+    plain = config_digest(load_config(None, ["train.tasks=[mine]", *declared]))
+    assert plain == config_digest(load_config(None, ["train.tasks=[mine]", *declared]))
+    relabelled = config_digest(load_config(None, ["train.tasks=[mine]", *declared, "tasks.mine.labels=[pos,neg]"]))
+    assert relabelled != plain  # a changed label map: another run, another dense model
+    sst_only = config_digest(load_config(None, []))
+    assert config_digest(load_config(None, declared)) == sst_only  # a declared task it does not train: same run
+    assert config_digest(load_config(None, ["tasks.sst.metrics=[accuracy]"])) != sst_only
 
 
 def store_snapshot(uri: str, experiment: str) -> dict[str, dict]:

@@ -12,7 +12,7 @@ from conftest import REAL_DATA
 from ticketbert.config import DataConfig
 from ticketbert.data import SAMPLE_DIR, read_task, resolve_source
 from ticketbert.data.make_sample import FILES, main as make_sample
-from ticketbert.tasks import get_task
+from ticketbert.tasks import shipped_definitions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def test_sample_is_the_default_and_reads_with_its_real_defects(monkeypatch):
     assert resolve_source(DataConfig()).source == "sample"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sizes = {name: read_task(DataConfig(), get_task(name)) for name in ("sst", "para", "sts")}
+        sizes = {name: read_task(DataConfig(), name, shipped_definitions()[name]) for name in ("sst", "para", "sts")}
     assert {name: (len(raw.train), len(raw.dev)) for name, raw in sizes.items()} == {
         "sst": (1200, 400), "para": (1200, 400), "sts": (1200, 400)}
     messages = [str(w.message) for w in caught]

@@ -44,7 +44,7 @@ def test_levels_a_method_cannot_reach_are_skipped_with_a_note():
 
 @pytest.mark.parametrize("override, message", [
     ("grid.sparsities=[0.2,1.5]", "grid.sparsities"),
-    ("grid.tasks=[sst,imdb]", "grid.tasks.1"),
+    ("grid.tasks=[sst,imdb]", "grid.tasks: unknown task"),
     ("grid.methods=[pruneall]", "grid.methods.0"),
     ("resources.cpus_per_trial=0", "resources.cpus_per_trial"),
     ("train.lr=-1", "base.train.lr"),

@@ -1,21 +1,21 @@
 """Each head's loss and metric against an independent numpy/scipy computation."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
-from ticketbert.config import ModelConfig
-from ticketbert.tasks import get_task
-from ticketbert.tasks.metrics import binary_f1, macro_f1, pearson, spearman
+from ticketbert.tasks import shipped_task
+from ticketbert.tasks.metrics import binary_f1, macro_f1, matthews, pearson, spearman
 
 rng = np.random.default_rng(0)
 
 
 def test_sst_cross_entropy_matches_numpy():
-    task = get_task("sst")
+    task = shipped_task("sst")
     logits = rng.normal(size=(7, 5))
     labels = rng.integers(0, 5, size=7)
     shifted = logits - logits.max(1, keepdims=True)
@@ -26,7 +26,7 @@ def test_sst_cross_entropy_matches_numpy():
 
 
 def test_para_bce_matches_numpy():
-    task = get_task("para")
+    task = shipped_task("para")
     logits = rng.normal(size=9) * 3
     labels = rng.integers(0, 2, size=9).astype(float)
     probs = 1 / (1 + np.exp(-logits))
@@ -35,8 +35,8 @@ def test_para_bce_matches_numpy():
 
 
 def test_sts_head_is_scaled_cosine_and_l1_loss():
-    task = get_task("sts")
-    head = task.build_head(6, ModelConfig(dropout=0.0)).eval()
+    task = shipped_task("sts")
+    head = task.build_head(6, dropout=0.0).eval()
     with torch.no_grad():
         head.projection.weight.copy_(torch.tensor(rng.normal(size=(6, 6)), dtype=torch.float32))
         head.projection.bias.copy_(torch.tensor(rng.normal(size=6), dtype=torch.float32))
@@ -51,13 +51,14 @@ def test_sts_head_is_scaled_cosine_and_l1_loss():
 
 
 def test_para_bi_encoder_features():
-    head = get_task("para").build_head(3, ModelConfig(dropout=0.0, para_features="concat_diff_prod")).eval()
+    head = shipped_task("para").build_head(3, dropout=0.0).eval()
     u, v = torch.randn(2, 3), torch.randn(2, 3)
     features = torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
     expected = features @ head.classifier.weight.T + head.classifier.bias
     torch.testing.assert_close(head([u, v]), expected.squeeze(-1))
-    cross = get_task("para").build_head(3, ModelConfig(para_encoder="cross"))
-    assert cross.classifier.in_features == 3 and get_task("para").segments(ModelConfig(para_encoder="cross")) == 1
+    para = shipped_task("para")
+    cross = replace(para, definition=para.definition.model_copy(update={"encoding": "cross"}))
+    assert cross.build_head(3, dropout=0.1).classifier.in_features == 3 and cross.segments() == 1
 
 
 def confusion_f1(pred, gold, positive):
@@ -75,6 +76,7 @@ def test_f1_scores_against_precision_recall_definition():
     assert macro_f1(pred, gold, 5) == pytest.approx(expected)
     bp, bg = rng.integers(0, 2, 100), rng.integers(0, 2, 100)
     assert binary_f1(bp, bg) == pytest.approx(confusion_f1(bp, bg, 1))
+    assert matthews(bp, bg, 2) == pytest.approx(np.corrcoef(bp, bg)[0, 1])  # binary MCC: the phi coefficient
 
 
 def test_correlations_against_definitions():
@@ -89,7 +91,7 @@ def test_correlations_against_definitions():
 
 
 def test_task_metrics_names():
-    assert set(get_task("sst").metrics(np.array([1, 2]), np.array([1, 3]))) == {"accuracy", "f1"}
-    assert set(get_task("para").metrics(np.array([1, 0]), np.array([1, 1]))) == {"accuracy", "f1"}
-    assert set(get_task("sts").metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.5, 2.0]))) == {"pearson", "spearman"}
-    assert math.isclose(get_task("sst").metrics(np.array([1, 2]), np.array([1, 3]))["accuracy"], 0.5)
+    assert set(shipped_task("sst").metrics(np.array([1, 2]), np.array([1, 3]))) == {"accuracy", "f1"}
+    assert set(shipped_task("para").metrics(np.array([1, 0]), np.array([1, 1]))) == {"accuracy", "f1"}
+    assert set(shipped_task("sts").metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.5, 2.0]))) == {"pearson", "spearman"}
+    assert math.isclose(shipped_task("sst").metrics(np.array([1, 2]), np.array([1, 3]))["accuracy"], 0.5)

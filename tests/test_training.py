@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ticketbert.models import build_model
+from ticketbert.tasks.model import build_model
 from ticketbert.training.checkpoint import has_checkpoint
 from ticketbert.training.device import autocast, native_bf16, seed_everything, use_bf16
 from ticketbert.training.loop import Callback, build_optimizer, fit, training_schedule

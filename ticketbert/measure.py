@@ -11,9 +11,9 @@ from typing import Any
 
 from ticketbert.config import PruneConfig, TrainConfig
 from ticketbert.data import Batch, TaskData, collate
-from ticketbert.models import TicketBertModel
 from ticketbert.models.compute import count_prunable, measure_latency
 from ticketbert.pruning import Calibration, MaskPlan, Scores, apply, bake_masks, make_calibration, plan, score
+from ticketbert.tasks.model import TicketBertModel
 from ticketbert.pruning.distill import Distiller
 from ticketbert.tracking import Tracker, closing
 from ticketbert.training.device import select_device, use_bf16

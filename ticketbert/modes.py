@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from ticketbert.config import RunConfig
 from ticketbert.data import TaskData
 from ticketbert.measure import prune_and_measure
-from ticketbert.models import TicketBertModel
+from ticketbert.tasks.model import TicketBertModel
 from ticketbert.models.compute import count_prunable, flops_per_token
 from ticketbert.pruning import (Scores, attach_masks, load_pruned, make_calibration, needs_data, plan, save_pruned,
                                 score)

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from ticketbert.config import RunConfig
-from ticketbert.data import (RawTaskData, TaskData, data_fingerprint, encode_task, read_task,
-                             resolve_source, warn_if_synthetic)
-from ticketbert.models import build_model, load_tokenizer
+from ticketbert.data import (RawTaskData, TaskData, data_fingerprint, encode_task, read_run_data,
+                             resolve_source, run_definitions, warn_if_synthetic)
+from ticketbert.models import load_tokenizer
 from ticketbert.modes import run_mode
 from ticketbert.pruning.methods import is_dense
-from ticketbert.tasks import get_task
+from ticketbert.tasks.model import build_model
 from ticketbert.tracking import MlflowLogger, Tracker, closing
 from ticketbert.training.device import seed_everything, select_device
 from ticketbert.training.loop import Logger
@@ -25,11 +25,13 @@ from ticketbert.training.loop import Logger
 
 def config_digest(config: RunConfig) -> str:
     """Short stable hash of everything that defines a run's result: the resolved run config
-    (tracking and progress display aside) and the fingerprint of the data it reads (file
-    hashes, or the synthetic generator's settings). Runs over other data or settings get
-    other folders and other MLflow runs."""
-    settings = config.model_dump(mode="json", exclude={"tracking": True, "train": {"progress"}})
-    blob = json.dumps({"config": settings, "data": data_fingerprint(config.data, config.train.tasks)}, sort_keys=True)
+    (tracking, progress display and the declarations of tasks it does not train aside) and the
+    fingerprint of the data it reads (its tasks' definitions and file hashes, or the synthetic
+    generator's settings). Runs over other data, task definitions or settings get other
+    folders and other MLflow runs."""
+    settings = config.model_dump(mode="json", exclude={"tracking": True, "tasks": True, "train": {"progress"}})
+    blob = json.dumps({"config": settings, "data": data_fingerprint(config.data, run_definitions(config))},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -40,10 +42,12 @@ def run_dir(config: RunConfig) -> Path:
 
 def run_tags(config: RunConfig) -> dict[str, Any]:
     """The standard tags of a run: task, mode, method, criterion, sparsity, pattern (N:M or
-    "none"), seed, and its data
+    "none"), seed, its tasks' primary metrics in words (``task_metric``: 'SST accuracy',
+    'sst2 f1') and its data
     (source, fingerprint, ``synthetic_data``)."""
     pruned = not is_dense(config.prune.method)
     source = resolve_source(config.data).source
+    definitions = run_definitions(config)
     return {
         "task": "+".join(config.train.tasks),
         "mode": config.prune.mode if pruned else "dense",
@@ -53,19 +57,20 @@ def run_tags(config: RunConfig) -> dict[str, Any]:
         "pattern": (config.prune.pattern or "none") if pruned else "none",
         "seed": config.train.seed,
         "data_source": source,
-        "data_fingerprint": data_fingerprint(config.data, config.train.tasks),
+        "data_fingerprint": data_fingerprint(config.data, definitions),
+        "task_metric": "; ".join(d.metric_label(name) for name, d in definitions.items()),
         "synthetic_data": source == "synthetic",
     }
 
 
 def read_data(config: RunConfig) -> list[RawTaskData]:
     """Read and check every task of the run (cheap: before any model or tokenizer is loaded)."""
-    return [read_task(config.data, get_task(name), config.train.seed) for name in config.train.tasks]
+    return read_run_data(config)
 
 
 def encode_data(config: RunConfig, raws: list[RawTaskData], tokenizer) -> dict[str, TaskData]:
     """Tokenise the tasks read by ``read_data``."""
-    return {raw.task.name: encode_task(raw, tokenizer, config.data, config.model, config.train.seed)
+    return {raw.task.name: encode_task(raw, tokenizer, config.data, config.train.seed)
             for raw in raws}
 
 
@@ -103,18 +108,20 @@ class FanOut:
 
 
 def run_training(config: RunConfig, *, run_key: str | None = None, parent_run_id: str | None = None,
-                 tags: dict[str, Any] | None = None, reporters: Sequence[Logger] = ()) -> RunResult:
+                 tags: dict[str, Any] | None = None, reporters: Sequence[Logger] = (),
+                 raws: list[RawTaskData] | None = None) -> RunResult:
     """Fine-tune (and prune) as ``config`` says; the function the CLI and the sweep call.
-    ``reporters`` receive every epoch's metrics besides MLflow (e.g. Ray Tune)."""
+    ``reporters`` receive every epoch's metrics besides MLflow (e.g. Ray Tune); ``raws``: the
+    tasks' rows when already read (``read_data``)."""
     synthetic = warn_if_synthetic(config.data)
-    raws = read_data(config)
+    raws = read_data(config) if raws is None else raws
     tokenizer = load_tokenizer(config.model.encoder)
     data = encode_data(config, raws, tokenizer)
     device = select_device(config.train.device)
     if config.train.device == "auto":
         print(f"device: {device} (train.device auto)", flush=True)
     seed_everything(config.train.seed)
-    model = build_model(config.model, config.train.tasks)
+    model = build_model(config.model, [raw.task for raw in raws])
     logger = open_run(config, run_key, parent_run_id, {"synthetic_data": synthetic, **(tags or {})})
     with closing(logger):
         if logger is not None:

@@ -1,10 +1,11 @@
 """``python -m ticketbert.train [--config PATH] [--check] [dotted.key=value ...]``: one training run.
 
-The config and everything the run needs (encoder, device, data folder, output folder, MLflow
-store) are checked first (``ticketbert.checks``), then data is read and checked before any model
-is loaded; the model is fine-tuned (and pruned, as the config's ``prune`` section says), with
-metrics per epoch in MLflow and a checkpoint per epoch; rerunning the same config resumes where
-it stopped (also after SIGINT or SIGTERM).
+The config, everything the run needs (encoder, device, data folder, output folder, MLflow
+store; ``ticketbert.checks``) and every task's rows are checked first, without importing torch
+(a bad declaration or file fails in about a second, before any model is loaded); then the model
+is fine-tuned (and pruned, as the config's ``prune`` section says), with metrics per epoch in
+MLflow and a checkpoint per epoch; rerunning the same config resumes where it stopped (also
+after SIGINT or SIGTERM).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from ticketbert.checks import check_run
 from ticketbert.cli import INTERRUPTED, fail, print_resolved, terminate_as_interrupt
 from ticketbert.config import ConfigError, load_config
-from ticketbert.data import DataError
+from ticketbert.data import DataError, read_run_data
 from ticketbert.extras import MissingExtra, require
 
 
@@ -31,17 +32,18 @@ def main(argv: list[str] | None = None) -> int:
         require("train", "python -m ticketbert.train")
         config = load_config(args.config, args.overrides)
         encoder = check_run(config)
+        raws = read_run_data(config)
     except (ConfigError, DataError, MissingExtra) as exc:
         return fail(exc)
     if args.check:
         print_resolved("run", {"encoder_folder": str(encoder.folder), **config.model_dump(mode="json")})
         return 0
 
-    from ticketbert.run import run_training
+    from ticketbert.run import run_training  # torch, transformers: only once config and rows are known good
     from ticketbert.training.loop import NonFiniteLoss
 
     try:
-        result = run_training(config)
+        result = run_training(config, raws=raws)
     except (ConfigError, DataError) as exc:
         return fail(exc)
     except NonFiniteLoss as exc:

@@ -1,25 +1,40 @@
-"""Human names: a task's primary metric as the reference study writes it, and a run's approach."""
+"""Human names: a task's primary metric as its runs name it, and a run's approach."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from ticketbert.pruning.methods import is_dense
-from ticketbert.tasks import get_task
+from ticketbert.tasks.shipped import shipped_definitions
 
-TASK_NAMES = {"sst": "SST", "para": "Quora", "sts": "STS"}
-METRIC_NAMES = {"accuracy": "accuracy", "pearson": "Pearson"}
+METRIC_NAMES = {"pearson": "Pearson", "spearman": "Spearman", "matthews": "Matthews"}
 MODE_NAMES = {"dense": "dense", "posthoc": "post-hoc", "early_bird": "early-bird", "imp": "IMP"}
+# task -> its primary metric in words, from the runs' ``task_metric`` tags (load_runs records them)
+_SEEN: dict[str, str] = {}
+
+
+def remember_metric_names(names: dict[str, str]) -> None:
+    """Record the ``task_metric`` tags of loaded runs: task -> 'sst2 accuracy'."""
+    _SEEN.update({task: name for task, name in names.items() if isinstance(name, str) and name})
+
+
+def _words(name: str) -> str:
+    task, _, metric = name.rpartition(" ")
+    return f"{task} {METRIC_NAMES.get(metric, metric)}".strip()
 
 
 def metric_name(task: str) -> str:
-    """``dev/overall`` of ``task`` in words: 'SST accuracy', 'STS Pearson'; a multitask run's
-    overall is the mean of its tasks' primary metrics."""
+    """``dev/overall`` of ``task`` in words: 'SST accuracy', 'STS Pearson', 'sst2 accuracy'; a
+    multitask run's overall is the mean of its tasks' primary metrics."""
     names = task.split("+")
     if len(names) > 1:
         return "overall (mean of " + ", ".join(metric_name(n) for n in names) + ")"
-    primary = get_task(task).primary_metric
-    return f"{TASK_NAMES.get(task, task)} {METRIC_NAMES.get(primary, primary)}"
+    if task in _SEEN:
+        return _words(_SEEN[task])
+    shipped = shipped_definitions().get(task)
+    if shipped is None:
+        return f"{task} primary metric"
+    return _words(shipped.metric_label(task))
 
 
 def approach(mode: str, method: str, criterion: str, recovery_epochs: float | None = None,

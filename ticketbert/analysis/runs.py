@@ -6,9 +6,10 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from ticketbert.analysis.labels import remember_metric_names
 from ticketbert.tracking import default_tracking_uri
 
-PRIMARY = "dev/overall"  # single task: its primary metric; multitask: mean of SST acc, para acc, STS Pearson
+PRIMARY = "dev/overall"  # single task: its primary metric; multitask: the mean of its tasks' primary metrics
 TRAIN_PRIMARY = "train/overall"
 # run-config params the analyses need (logged flattened by ticketbert.tracking)
 PARAMS = {"prune.recovery_epochs": int, "prune.imp_rounds": int, "prune.early_bird_epsilon": float,
@@ -44,6 +45,9 @@ def load_runs(experiments: list[str], tracking_uri: str | None = None, parent_ru
         "data_fingerprint": _column(frame, "tags.data_fingerprint").fillna("unknown"),
         "wall_seconds": (frame["end_time"] - frame["start_time"]).dt.total_seconds(),
     })
+    metric_tags = _column(frame, "tags.task_metric")
+    tagged = ~runs["task"].str.contains("+", regex=False) & metric_tags.notna()
+    remember_metric_names(dict(zip(runs["task"][tagged], metric_tags[tagged])))
     for name, kind in PARAMS.items():
         values = _column(frame, f"params.{name}")
         runs[name] = pd.to_numeric(values, errors="coerce").astype(float if kind is float else "Int64")

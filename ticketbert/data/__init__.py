@@ -1,4 +1,5 @@
-"""Task data: sources (CS224N CSV, the bundled sample, hub, synthetic), tokenising and batching.
+"""Task data: sources (a task's files or dataset, the CS224N files, the bundled sample,
+synthetic), tokenising and batching.
 
 Names load on first use, so that deciding where the data lives (``resolve_source``) does not
 import torch: a command line answers a bad argument before any heavy import.
@@ -15,11 +16,11 @@ from ticketbert.data.location import DATA_DIR_ENV, SAMPLE_DIR, DataLocation, res
 _LAZY = {
     "ticketbert.data.batching": ("Batch", "EncodedSplit", "collate", "encode", "iterate_batches",
                                  "length_grouped_batches"),
-    "ticketbert.data.csv_source": ("read_csv_split",),
-    "ticketbert.data.hub_source": ("read_hub_split",),
+    "ticketbert.data.readers": ("read_table",),
     "ticketbert.data.synthetic": ("synthetic_split",),
     "ticketbert.data.sources": ("RawTaskData", "SYNTHETIC_WARNING", "data_fingerprint", "file_sha256", "read_task",
                                 "warn_if_synthetic"),
+    "ticketbert.data.run_data": ("read_run_data", "run_definitions"),
     "ticketbert.data.encoding": ("TaskData", "encode_task"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}

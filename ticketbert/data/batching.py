@@ -26,6 +26,10 @@ class EncodedSplit:
         """Longest segment of each example: what its padded batch width depends on."""
         return [max(len(seg[i]) for seg in self.segments) for i in range(len(self))]
 
+    def collate(self, indices: Sequence[int], pad_id: int) -> "Batch":
+        """The padded batch of the examples at ``indices``."""
+        return collate(self, indices, pad_id)
+
     def subset(self, indices: Sequence[int]) -> "EncodedSplit":
         return EncodedSplit(
             [[seg[i] for i in indices] for seg in self.segments],

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ticketbert.config import DataConfig, ModelConfig
+from ticketbert.config import DataConfig
 from ticketbert.data.batching import EncodedSplit, encode
 from ticketbert.data.sources import RawTaskData
-from ticketbert.tasks import Task
+from ticketbert.tasks.task import Task
 
 
 @dataclass
@@ -21,9 +21,9 @@ class TaskData:
     train_eval: EncodedSplit
 
 
-def encode_task(raw: RawTaskData, tokenizer, data: DataConfig, model: ModelConfig, seed: int = 0) -> TaskData:
+def encode_task(raw: RawTaskData, tokenizer, data: DataConfig, seed: int = 0) -> TaskData:
     """Tokenise a task's splits and draw its seeded train-evaluation subsample."""
-    segments = raw.task.segments(model)
+    segments = raw.task.segments()
     train = encode(raw.train, tokenizer, segments, data.max_length)
     dev = encode(raw.dev, tokenizer, segments, data.max_length)
     size = min(data.train_eval_examples, len(train))

@@ -1,6 +1,5 @@
-"""Encoders (bundled MiniLM or any BERT-family checkpoint), pooling and the task model."""
+"""Encoders (bundled MiniLM or any BERT-family checkpoint) and pooling."""
 
 from ticketbert.models.encoder import load_encoder, load_tokenizer, pool, resolve_encoder
-from ticketbert.models.model import TicketBertModel, build_model
 
-__all__ = ["TicketBertModel", "build_model", "load_encoder", "load_tokenizer", "pool", "resolve_encoder"]
+__all__ = ["load_encoder", "load_tokenizer", "pool", "resolve_encoder"]

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 import transformers
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
-from ticketbert.config import resolve_encoder
+from ticketbert.defaults import resolve_encoder
 from ticketbert.models.families import require_encoder
 from ticketbert.models.structure import STRUCTURE_KEY, apply_structure
 

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ticketbert.data import Batch, TaskData, collate
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 ForwardFn = Callable[[nn.Module, Any], Any]  # runs the model on a batch; inputs only
@@ -43,19 +42,31 @@ def hf_loss(model: nn.Module, batch: Any) -> torch.Tensor:
     return loss
 
 
+def is_batch_object(batch: Any) -> bool:
+    """A batch object holding tensors as attributes (ticketbert's own ``Batch``)."""
+    return not isinstance(batch, (Mapping, tuple, list, torch.Tensor)) and isinstance(getattr(batch, "input_ids", None),
+                                                                                      torch.Tensor)
+
+
+def _is_task_data(value: Any) -> bool:
+    """ticketbert's encoded task data (``TaskData``: a ``train`` split that collates batches)."""
+    return callable(getattr(getattr(value, "train", None), "collate", None))
+
+
 def _tensors(batch: Any) -> list[torch.Tensor]:
     """The tensors inside a batch, in order."""
     if isinstance(batch, torch.Tensor):
         return [batch]
-    if isinstance(batch, Batch):
-        return [batch.input_ids, batch.attention_mask, batch.labels]
+    if is_batch_object(batch):
+        return [t for t in (batch.input_ids, getattr(batch, "attention_mask", None), getattr(batch, "labels", None))
+                if isinstance(t, torch.Tensor)]
     items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else []
     return [t for item in items for t in _tensors(item)]
 
 
 def _find(batch: Any, key: str) -> torch.Tensor | None:
-    if isinstance(batch, Batch):
-        return getattr(batch, key)
+    if is_batch_object(batch):
+        return getattr(batch, key, None)
     if isinstance(batch, Mapping):
         return batch.get(key)
     if isinstance(batch, (tuple, list)):
@@ -122,20 +133,20 @@ class Calibration:
         return total / self.examples
 
 
-def task_loss(model: nn.Module, batch: tuple[str, Batch]) -> torch.Tensor:
+def task_loss(model: nn.Module, batch: tuple[str, Any]) -> torch.Tensor:
     """The loss of ticketbert's own ``(task, Batch)`` batches on a TicketBertModel."""
     task, inner = batch
     return model.task_loss(task, inner)
 
 
-def make_calibration(data: dict[str, TaskData], examples: int = 256, *, pad_id: int = 0,
+def make_calibration(data: Mapping[str, Any], examples: int = 256, *, pad_id: int = 0,
                      batch_size: int = 32, seed: int = 0) -> Calibration:
     """``examples`` seeded training examples of every ticketbert task, as ``(task, Batch)`` batches."""
     batches = []
     for name, task_data in data.items():
         chosen = random.Random(seed).sample(range(len(task_data.train)), min(examples, len(task_data.train)))
         for start in range(0, len(chosen), batch_size):
-            batches.append((name, collate(task_data.train, chosen[start: start + batch_size], pad_id)))
+            batches.append((name, task_data.train.collate(chosen[start: start + batch_size], pad_id)))
     return Calibration(batches, task_loss)
 
 
@@ -147,7 +158,7 @@ def as_calibration(data: Any, loss_fn: LossFn | None = None, *, max_batches: int
     ``loss_fn`` / ``forward_fn`` given replace the data's own."""
     if isinstance(data, Calibration):
         calibration = data
-    elif isinstance(data, Mapping) and data and all(isinstance(v, TaskData) for v in data.values()):
+    elif isinstance(data, Mapping) and data and all(_is_task_data(v) for v in data.values()):
         calibration = make_calibration(dict(data), examples, pad_id=pad_id, seed=seed)
     elif isinstance(data, (Mapping, torch.Tensor, str)) or not isinstance(data, Iterable):
         raise TypeError(f"data must be an iterable of batches (a list or DataLoader), a Calibration or a "

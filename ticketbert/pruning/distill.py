@@ -1,6 +1,7 @@
 """Recovery with distillation: the pruned model trains on its task loss plus ``alpha`` times a
 loss towards the dense model's outputs on the same batch (each task says which: KL at a
-temperature on logits for classification, squared error on the score for STS)."""
+temperature on logits for classification, squared error on the score for regression). The
+model answers both (``model.loss``, ``model.distill_loss``: e.g. ticketbert's task model)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import torch
 from torch import nn
 
 from ticketbert.models.compute import attention_flops_per_token, linear_flops_per_token
-from ticketbert.tasks import get_task
 
 
 class Distiller:
@@ -26,13 +26,12 @@ class Distiller:
         self._teacher_linear = linear_flops_per_token(teacher)
 
     def __call__(self, model: nn.Module, task_name: str, batch) -> torch.Tensor:
-        task = get_task(task_name)
         outputs = model(task_name, batch)
-        loss = task.loss(outputs, batch.labels)
+        loss = model.loss(task_name, outputs, batch.labels)
         if self.alpha == 0:
             return loss
         with torch.no_grad():
             teacher = self.teacher(task_name, batch)
         width = batch.input_ids.shape[1]
         self.teacher_flops += batch.tokens * (self._teacher_linear + attention_flops_per_token(self.teacher, width))
-        return loss + self.alpha * task.distill_loss(outputs, teacher, self.temperature)
+        return loss + self.alpha * model.distill_loss(task_name, outputs, teacher, self.temperature)

@@ -4,7 +4,8 @@ Layout of a saved directory:
 - a Hugging Face model (base or task model): ``save_pretrained``'s ``config.json`` +
   ``model.safetensors``, the encoder's per-layer heads and FFN widths recorded in the config,
   masked weights baked in; ``load_pruned`` returns the same class at the same shapes;
-- a TicketBertModel: its encoder so in ``encoder/``, plus ``heads.safetensors`` and ``ticketbert.json``;
+- a task model (``saved_meta``/``from_saved``, e.g. ticketbert's TicketBertModel): its encoder so in
+  ``encoder/``, plus ``heads.safetensors`` and ``ticketbert.json`` (its class, settings and task definitions);
 - any other module: ``model.safetensors`` (its state dict); reload with ``load_pruned(path, model=...)``;
 - ``masks.safetensors`` when unstructured masks are attached, so that reloaded masks stay enforced.
 
@@ -18,21 +19,19 @@ from __future__ import annotations
 
 import copy
 import json
+from importlib import import_module
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedModel
 
-from ticketbert.config import ModelConfig
 from ticketbert.layout import HEADS_FILE, META_FILE, STATE_FILE
 from ticketbert.models.encoder import load_encoder, load_structured
 from ticketbert.models.families import find_encoder
-from ticketbert.models.model import TicketBertModel
 from ticketbert.models.structure import record_structure
 from ticketbert.pruning.masks import attach_masks, attached_masks, bake_masks, pruning_root
 from ticketbert.pruning.sparse_storage import SparseMatrix, read_sparse, write_sparse
-from ticketbert.tasks import get_task
 
 MASKS_FILE = "masks.safetensors"
 
@@ -100,14 +99,13 @@ def save_pruned(model: nn.Module, path: str | Path, compress: bool = False) -> P
     masked matrices as kept values + bitmask (``storage_report`` gives the bytes)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    if isinstance(model, TicketBertModel):
+    if hasattr(model, "saved_meta"):
         (path / "encoder").mkdir(exist_ok=True)
         _save_plain(model.encoder, path / "encoder", compress)
         if not compress:
             _save_masks(model, path / "encoder")
         save_file(_contiguous(model.heads.state_dict()), str(path / HEADS_FILE))
-        meta = {"tasks": model.tasks, "model": model.config.model_dump(mode="json")}
-        (path / META_FILE).write_text(json.dumps(meta, indent=2))
+        (path / META_FILE).write_text(json.dumps(model.saved_meta(), indent=2))
     else:
         _save_plain(model, path, compress)
         if not compress:
@@ -117,7 +115,7 @@ def save_pruned(model: nn.Module, path: str | Path, compress: bool = False) -> P
 
 def load_pruned(path: str | Path, model: nn.Module | None = None) -> nn.Module:
     """Reload what ``save_pruned`` wrote: same class, shapes, weights, masks and outputs.
-    A module that is neither a Hugging Face model nor a TicketBertModel is loaded into ``model``."""
+    A module that is neither a Hugging Face model nor a task model is loaded into ``model``."""
     path = Path(path)
     if model is not None:
         state, masks = _with_sparse(load_file(str(path / STATE_FILE)), path)
@@ -126,10 +124,9 @@ def load_pruned(path: str | Path, model: nn.Module | None = None) -> nn.Module:
         return _load_masks(model, path)
     if (path / META_FILE).is_file():
         meta = json.loads((path / META_FILE).read_text())
-        config = ModelConfig.model_validate(meta["model"])
+        module, _, name = meta.get("class", "ticketbert.tasks.model:TicketBertModel").partition(":")
         encoder = _load_masks(_load_hf(path / "encoder", load_encoder), path / "encoder")
-        heads = {name: get_task(name).build_head(encoder.config.hidden_size, config) for name in meta["tasks"]}
-        loaded = TicketBertModel(encoder, heads, config)
+        loaded = getattr(import_module(module), name).from_saved(encoder, meta)
         loaded.heads.load_state_dict(load_file(str(path / HEADS_FILE)), strict=True)
         return loaded
     if not (path / "config.json").is_file():

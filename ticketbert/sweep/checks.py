@@ -12,10 +12,8 @@ from pydantic.fields import FieldInfo
 from ticketbert.checks import changed_options, check_environment, check_writable, reads, where_used
 from ticketbert.config import ConfigError, PruneConfig, RunConfig
 from ticketbert.sweep.config import SweepConfig
+from ticketbert.tasks.definition import TaskDefinition
 
-# what each task's evaluation reports per split (ticketbert.tasks: Task.metrics); tests compare the two
-TASK_METRICS: dict[str, tuple[str, ...]] = {"sst": ("accuracy", "f1"), "para": ("accuracy", "f1"),
-                                            "sts": ("pearson", "spearman")}
 SPLIT_METRICS = ("overall", "loss")  # every split of every run
 EPOCH_METRICS = ("epoch_seconds", "train_flops", "lr")
 _BOUNDS = ((annotated_types.Gt, "gt", ">"), (annotated_types.Ge, "ge", ">="), (annotated_types.Lt, "lt", "<"),
@@ -85,15 +83,15 @@ def check_search(config: SweepConfig) -> None:
         if section == "prune" and not any(reads(prune, option) for prune in searched_prunes(config)):
             raise ConfigError(f"{field}: the searched trials (grid.mode {config.grid.mode}) never read {key}: "
                               f"{where_used(option)}")
-    allowed = logged_metrics(config.grid.tasks)
+    allowed = logged_metrics([config.base.task_definition(task) for task in config.grid.tasks])
     if search.metric not in allowed:
         raise ConfigError(f"search.metric: {search.metric!r} is not reported by every trial; choose from "
                           f"{', '.join(sorted(allowed))}")
 
 
-def logged_metrics(tasks: list[str]) -> set[str]:
-    """Metrics every single-task trial of ``tasks`` reports after each epoch."""
-    shared = set.intersection(*(set(TASK_METRICS[t]) for t in tasks)) | set(SPLIT_METRICS)
+def logged_metrics(tasks: list[TaskDefinition]) -> set[str]:
+    """Metrics every single-task trial of ``tasks`` (their declarations) reports after each epoch."""
+    shared = set.intersection(*(set(task.metrics) for task in tasks)) | set(SPLIT_METRICS)
     return {f"{split}/{name}" for split in ("dev", "train") for name in shared} | set(EPOCH_METRICS)
 
 

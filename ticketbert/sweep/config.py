@@ -10,9 +10,11 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ticketbert.config import (ConfigError, Criterion, PruneConfig, PruneMethod, RunConfig, SparsityLevel, TaskName,
-                               _Strict, merge, parse_overrides, read_yaml, unique, validate)
+                               _Strict, check_task_names, config_folder, merge, parse_overrides, read_yaml,
+                               resolve_task_paths, unique, validate)
 from ticketbert.pruning.methods.description import describe, descriptions, is_dense, method_names
 from ticketbert.pruning.nm_pattern import parse_pattern, pattern_text
+from ticketbert.tasks.definition import TaskDefinition
 
 
 class GridConfig(_Strict):
@@ -108,6 +110,15 @@ class SweepConfig(_Strict):
     storage: Path = Path("ray_results")  # Tune results and shared dense models (project-local)
 
     @model_validator(mode="after")
+    def _known_tasks(self) -> "SweepConfig":
+        check_task_names(self.grid.tasks, self.base.tasks, "grid.tasks")
+        return self
+
+    def definitions(self) -> dict[str, TaskDefinition]:
+        """The declaration of every task of the grid, by name."""
+        return {name: self.base.task_definition(name) for name in self.grid.tasks}
+
+    @model_validator(mode="after")
     def _methods_fit_mode(self) -> "SweepConfig":
         for method in self.grid.methods:  # base.prune's options (repair, budget, ...) apply where taken
             try:
@@ -152,7 +163,7 @@ class SweepConfig(_Strict):
 GRID_CONTROLLED = {
     "sparsity": "grid.sparsities", "prune.sparsity": "grid.sparsities", "sparsities": "grid.sparsities",
     "method": "grid.methods", "prune.method": "grid.methods", "methods": "grid.methods",
-    "task": "grid.tasks", "tasks": "grid.tasks", "train.tasks": "grid.tasks",
+    "task": "grid.tasks", "train.tasks": "grid.tasks",
     "seed": "grid.seeds", "train.seed": "grid.seeds", "seeds": "grid.seeds",
     "criterion": "grid.criteria", "prune.criterion": "grid.criteria", "criteria": "grid.criteria",
     "mode": "grid.mode", "prune.mode": "grid.mode", "prune.pattern": "grid.patterns", "pattern": "grid.patterns",
@@ -199,6 +210,9 @@ def load_sweep_config(path: str | Path | None, overrides: list[str] | None = Non
     ``seed``...) is an error naming the grid field to use instead."""
     raw = read_yaml(Path(path)) if path is not None else {}
     source = str(path) if path is not None else "<sweep>"
+    if "tasks" in raw:  # task declarations at the top level: the run config's tasks
+        raw = {**raw, "base": merge(raw.get("base") or {}, {"tasks": raw["tasks"]})}
+        del raw["tasks"]
     check_grid_controlled(raw.get("base") or {}, source)
     sweep_keys = set(SweepConfig.model_fields)
     expanded = []
@@ -210,6 +224,7 @@ def load_sweep_config(path: str | Path | None, overrides: list[str] | None = Non
             raise ConfigError(f"override {item!r}: {grid_field_hint(field, value)}")
         expanded.append(item if key.split(".", 1)[0] in sweep_keys else f"base.{item}")
     raw = merge(raw, parse_overrides(expanded))
+    raw = {**raw, "base": resolve_task_paths(raw.get("base") or {}, config_folder(path))}
     config = validate(SweepConfig, raw, source)
     if not config.trials():
         raise ConfigError(f"{path}: the grid is empty")

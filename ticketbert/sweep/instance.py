@@ -26,7 +26,7 @@ def sweep_digest(config: SweepConfig, base: dict[str, Any]) -> str:
     settings = {"base": {k: v for k, v in base.items() if k != "tracking"},
                 "grid": config.grid.model_dump(mode="json"),
                 "search": config.search.model_dump(mode="json") if config.search else None,
-                "data": data_fingerprint(config.base.data, config.grid.tasks)}
+                "data": data_fingerprint(config.base.data, config.definitions())}
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

@@ -51,20 +51,23 @@ SYNTHETIC_BANNER = "*** SYNTHETIC DATA: these numbers say nothing about language
 
 
 def print_summary(points: list[dict[str, Any]], results: list[dict[str, Any]], dense: list[dict[str, Any]],
-                  data: str, synthetic: bool) -> None:
-    """The final table, titled with the data it was measured on; synthetic results are
-    framed by a banner above and below."""
+                  data: str, synthetic: bool, metrics: dict[str, str] | None = None) -> None:
+    """The final table, titled with the data it was measured on and each task's primary
+    metric (``metrics``: task -> 'sst2 accuracy'); synthetic results are framed by a banner
+    above and below."""
     rows = summarize(points, results)
-    header = f"{'task':<5} {'method':<10} {'sparsity':>8} {'seeds':>5} {'best dev':>9} {'mean dev':>9} " \
+    width = max([5, *(len(r["task"]) for r in rows)])
+    header = f"{'task':<{width}} {'method':<10} {'sparsity':>8} {'seeds':>5} {'best dev':>9} {'mean dev':>9} " \
              f"{'train-dev':>9} {'achieved':>8} {'speedup':>7}"
-    print("\nbest dev metric (dev/overall: SST acc, Quora acc, STS Pearson) per task x method x sparsity")
+    named = ", ".join(metrics.values()) if metrics else "each task's primary metric"
+    print(f"\nbest dev metric (dev/overall: {named}) per task x method x sparsity")
     print(f"data: {data}")
     if synthetic:
         print(SYNTHETIC_BANNER)
     print(header)
     print("-" * len(header))
     for r in sorted(rows, key=lambda r: (r["task"], r["method"], r["sparsity"])):
-        print(f"{r['task']:<5} {r['method']:<10} {r['sparsity']:>8.2f} {r['seeds']:>5} {r['best_dev']:>9.4f} "
+        print(f"{r['task']:<{width}} {r['method']:<10} {r['sparsity']:>8.2f} {r['seeds']:>5} {r['best_dev']:>9.4f} "
               f"{r['mean_dev']:>9.4f} {r['train_dev_gap']:>9.4f} {r['achieved']:>8.3f} {r['speedup']:>7.2f}")
     failed = [r["label"] for r in results if "error" in r]
     if failed:

@@ -22,6 +22,7 @@ from ticketbert.extras import MissingExtra, require
 from ticketbert.pruning.methods.description import DENSE, is_dense
 from ticketbert.sweep.checks import check_sweep, resolved_grid
 from ticketbert.sweep.config import SweepConfig, load_sweep_config
+from ticketbert.tasks.definition import TaskDefinition
 from ticketbert.sweep.resources import TrialResources, plan_resources
 
 DEFAULT_CONFIG = Path("configs/quickstart.yaml")
@@ -62,7 +63,18 @@ def base_dict(config: SweepConfig, tracking_uri: str) -> dict[str, Any]:
     return base.model_dump(mode="json")
 
 
-def describe_data(location: DataLocation) -> str:
+def describe_data(location: DataLocation, definitions: dict[str, TaskDefinition]) -> str:
+    """Where the grid's tasks read their rows: the data location, and each task with its own files or dataset."""
+    from ticketbert.data.task_rows import own_rows
+
+    own = {name: own_rows(d, location) for name, d in definitions.items()}
+    parts = [f"{name}: {origin}" for name, origin in own.items() if origin is not None]
+    if any(origin is None for origin in own.values()):
+        parts.insert(0, describe_location(location))
+    return "; ".join(parts)
+
+
+def describe_location(location: DataLocation) -> str:
     return {"sample": "the bundled real-data sample (ticketbert/data/sample)",
             "hub": "the Hugging Face hub datasets",
             "synthetic": "SYNTHETIC data (data.source=synthetic): its metrics mean NOTHING about language",
@@ -73,28 +85,29 @@ def check_data(config: SweepConfig) -> None:
     """Read every task once in the driver: a bad file fails here, before Ray starts, and each
     distinct data warning (synthetic data, malformed rows) is printed once, as one line."""
     from ticketbert.data import read_task, warn_if_synthetic
-    from ticketbert.tasks import get_task
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warn_if_synthetic(config.base.data)
         for task in config.grid.tasks:
-            read_task(config.base.data, get_task(task))
+            read_task(config.base.data, task, config.base.task_definition(task))
     for message in dict.fromkeys(str(w.message) for w in caught):
         print(f"warning: {message}")
 
 
 def validate_arguments(args: argparse.Namespace) -> tuple[SweepConfig, DataLocation, TrialResources | None]:
     """Everything that can be checked without heavy imports (torch, transformers, Ray, MLflow):
-    the config, what every trial needs (``tune.checks``), the data location and (locally) the
-    resources; notes on options some methods ignore are printed once.
+    the config, what every trial needs (``ticketbert.sweep.checks``), every task's rows, the data
+    location and (locally) the resources; notes on options some methods ignore are printed once.
     Raises ConfigError/DataError/ValueError."""
     path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else PACKAGED_CONFIG)
     config = load_sweep_config(path, args.overrides)
     for note in check_sweep(config, local_device=args.address is None):
         print(note)
     location = resolve_source(config.base.data)
-    return config, location, None if args.address else plan_resources(config.resources)
+    resources = None if args.address else plan_resources(config.resources)
+    check_data(config)
+    return config, location, resources
 
 
 def print_locations(name: str, uri: str, root: Path, experiment_id: str, parent_run_id: str) -> None:
@@ -147,7 +160,6 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
     from ticketbert.sweep.summary import print_summary
 
     try:
-        check_data(config)
         base = base_dict(config, default_tracking_uri())
         points, skipped = structured_limits(config)
         instance = open_instance(config, base, args.resume)
@@ -155,7 +167,7 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
         return fail(exc)
     synthetic = location.source == "synthetic"
     uri = base["tracking"]["uri"]
-    print(f"sweep {config.name}: {len(points)} grid points on {describe_data(location)}")
+    print(f"sweep {config.name}: {len(points)} grid points on {describe_data(location, config.definitions())}")
     print(f"MLflow experiment '{config.name}' at {uri}; files in {instance.root}")
     for message in skipped:
         print(message)
@@ -172,11 +184,12 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
             instance.parent_key, run_name=f"[synthetic] {config.name}" if synthetic else config.name,
             tags={"mode": "sweep", "sweep": config.name, "sweep_instance": instance.instance,
                   "data_source": location.source, "synthetic_data": synthetic,
-                  "data_fingerprint": data_fingerprint(config.base.data, config.grid.tasks)},
+                  "data_fingerprint": data_fingerprint(config.base.data, config.definitions())},
             params=config.model_dump(mode="json"))
         try:
             all_results, dense_results = run_stages(runner, config, points, instance, parent.run_id)
-            print_summary(points, all_results, dense_results, describe_data(location), synthetic)
+            print_summary(points, all_results, dense_results, describe_data(location, config.definitions()), synthetic,
+                          {name: d.metric_label(name) for name, d in config.definitions().items()})
             print_locations(config.name, uri, instance.root, tracker.experiment_id, parent.run_id)
             # the sweep's results are complete and printed here; steps that build on them go below
             from ticketbert.analysis.report import publish  # matplotlib and MLflow reading: only once results exist

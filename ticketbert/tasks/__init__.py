@@ -1,19 +1,10 @@
-"""The task registry: one object per task, looked up by name."""
+"""Tasks as data: declarations (YAML), the registries they name, and resolved tasks.
 
-from ticketbert.tasks.base import HubSource, Task
-from ticketbert.tasks.para import ParaphraseTask
-from ticketbert.tasks.sst import SentimentTask
-from ticketbert.tasks.sts import SimilarityTask
+Torch-free; the task model (encoder + heads) is ``ticketbert.tasks.model``.
+"""
 
-TASKS: dict[str, Task] = {task.name: task for task in (SentimentTask(), ParaphraseTask(), SimilarityTask())}
+from ticketbert.tasks.definition import DatasetSource, TaskDefinition
+from ticketbert.tasks.shipped import SHIPPED_NAMES, shipped_definitions, shipped_task
+from ticketbert.tasks.task import Task
 
-
-def get_task(name: str) -> Task:
-    """The task called ``name``; KeyError naming the known ones otherwise."""
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise KeyError(f"unknown task {name!r}; known: {sorted(TASKS)}") from None
-
-
-__all__ = ["TASKS", "HubSource", "Task", "get_task"]
+__all__ = ["SHIPPED_NAMES", "DatasetSource", "Task", "TaskDefinition", "shipped_definitions", "shipped_task"]

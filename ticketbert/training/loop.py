@@ -84,7 +84,7 @@ def training_schedule(data: dict[str, TaskData], config: TrainConfig, epoch: int
     """(task, example indices) of every step of ``epoch``: each task's train set once, in
     length-grouped batches, interleaved round-robin or in a random size-proportional order."""
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-    per_task = {name: length_grouped_batches(d.train.lengths, config.batch_size[name], generator)
+    per_task = {name: length_grouped_batches(d.train.lengths, config.batch_size_of(name), generator)
                 for name, d in data.items()}
     if config.sampling == "proportional":
         steps = [(name, b) for name, batches in per_task.items() for b in batches]

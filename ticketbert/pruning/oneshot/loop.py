@@ -21,10 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ticketbert.data import Batch
 from ticketbert.models.compute import effective_weight
 from ticketbert.models.families import Encoder
-from ticketbert.pruning.calibration import ForwardFn, batch_attention_mask, to_device
+from ticketbert.pruning.calibration import ForwardFn, is_batch_object, batch_attention_mask, to_device
 from ticketbert.pruning.masks import attach_masks, plan_masks
 from ticketbert.pruning.oneshot.solvers import Solver, SolverOptions
 from ticketbert.pruning.oneshot.stats import InputStats
@@ -34,7 +33,7 @@ def default_forward(model: nn.Module, batch: Any) -> Any:
     """``model(**batch)`` for dict batches; ``model(task, batch)`` for ticketbert's ``(task, Batch)``."""
     if isinstance(batch, Mapping):
         return model(**batch)
-    if isinstance(batch, tuple) and len(batch) == 2 and isinstance(batch[0], str) and isinstance(batch[1], Batch):
+    if isinstance(batch, tuple) and len(batch) == 2 and isinstance(batch[0], str) and is_batch_object(batch[1]):
         return model(*batch)
     raise TypeError(f"the default forward_fn calls model(**batch) and needs dict batches, got {type(batch).__name__}: "
                     f"pass forward_fn=lambda model, batch: ...")
