@@ -50,7 +50,7 @@ def pct(value: float) -> str:
     return f"{value:.0%}"
 
 
-ABSOLUTE_PATH = re.compile(r"(?<![\w:/<])/[^\s'\"]+")
+ABSOLUTE_PATH = re.compile(r"(?<![\w:/<])/[^\s'\"]+|(?<=sqlite:///)/[^\s'\"]+")
 
 
 def without_paths(text: str) -> str:

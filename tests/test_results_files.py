@@ -41,6 +41,8 @@ def test_pages_name_no_folder_of_the_machine_that_ran_the_bench():
     text = "\n".join(pages.provenance_lines("pruning", record))
     assert "--model <model> --data-dir <cs224n>" in text and "data: csv, <cs224n>; fingerprint ab12" in text
     assert "/home/" not in text and "/data" not in text
+    uri = pages.without_paths("--tracking-uri sqlite:////home/u/mlruns/mlflow.db --out bench/results/x.json")
+    assert uri == "--tracking-uri sqlite:///<mlflow.db> --out bench/results/x.json"
 
 
 @pytest.mark.parametrize("path", sorted(pages.RESULTS.glob("*.json")), ids=lambda p: p.name)
