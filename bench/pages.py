@@ -334,8 +334,14 @@ def oneshot_goals(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     everywhere = [p for found in by_task.values() for p in found]
 
     def verdict(ok: bool, tasks: tuple[str, ...]) -> str:
+        """``ok`` on the tasks measured; the others named as not measured."""
         absent = [t for t in tasks if not by_task[t]]
-        return f"not measured ({', '.join(absent)} missing)" if absent else ("met" if ok else "not met")
+        present = [t for t in tasks if by_task[t]]
+        if not absent:
+            return "met" if ok else "not met"
+        if not present:
+            return f"not measured ({', '.join(absent)} missing)"
+        return f"{'so far met' if ok else 'not met'} on {', '.join(present)}; not measured on {', '.join(absent)}"
 
     def best(payload: dict[str, Any], key: str) -> float:
         return max(v.get(key, 0.0) for name, v in payload["variants"].items() if name in ONE_SHOT)
