@@ -127,3 +127,4 @@ def matmul_flops_per_second(device: torch.device, size: int = 2048, repeats: int
 def settings(args: argparse.Namespace) -> dict[str, Any]:
     """The bench's own arguments for its results file (the data and output paths are in its provenance)."""
     return {k: v for k, v in vars(args).items() if k not in ("data_dir", "out")}
+

@@ -23,7 +23,8 @@ from typing import Any
 import torch
 
 from bench.common import add_output_arguments, load_fine_tuned, save, settings
-from bench.pages import TOLERANCE, oneshot_table
+from bench.pages import oneshot_table
+from bench.thresholds import kept_within
 from ticketbert.models.compute import count_prunable
 from ticketbert.pruning import make_calibration, save_pruned
 from ticketbert.pruning.oneshot import oneshot_prune
@@ -45,12 +46,7 @@ SIZE_POINTS = ("0.5", "2:4")
 
 def within(rows: list[dict[str, Any]], dense: float, key: str = "dev") -> float:
     """Largest unstructured sparsity whose dev metric, there and at every lower level, is within 1 point."""
-    kept = 0.0
-    for row in sorted((r for r in rows if r["pattern"] is None), key=lambda r: r["sparsity"]):
-        if row[key] < dense - TOLERANCE:
-            break
-        kept = row["sparsity"]
-    return kept
+    return kept_within([r for r in rows if r["pattern"] is None], dense, order="sparsity", value="sparsity", dev=key)
 
 
 def achieved(model) -> float:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.thresholds import TOLERANCE
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PAGES = ROOT / "docs" / "results"
@@ -301,7 +303,6 @@ def early_bird(records: list[dict[str, Any]]) -> str:
 
 ONESHOT_TASKS = ("sst", "para", "sts")
 ONE_SHOT = ("wanda", "sparsegpt")
-TOLERANCE = 0.01  # "within 1 point" of the dense dev metric
 
 
 def oneshot_table(payload: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ import torch
 from scipy import stats
 
 from bench.common import add_output_arguments, load_fine_tuned, results_path, save
+from bench.thresholds import kept_within
 from ticketbert.config import PruneConfig
 from ticketbert.measure import prune_and_measure
 from ticketbert.models.families import find_encoder
@@ -36,7 +37,6 @@ from ticketbert.pruning.methods.joint import unit_flops
 from ticketbert.pruning.units import UNIT_KINDS
 
 LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
-TOLERANCE = 0.01
 
 
 def weight_sparsity_for(model, kind: str, flops_reduction: float) -> float:
@@ -61,16 +61,6 @@ def variants(recovery_levels: list[float]) -> list[dict[str, Any]]:
         dict(name="heads+ffn (fisher) + lstsq + 1 distilled epoch", repair="lstsq", recovery=1,
              levels=recovery_levels, **joint),
     ]
-
-
-def threshold(rows: list[dict], dense: float) -> float:
-    """Largest FLOPs reduction whose dev metric, at that and every lower level, is within 1 point."""
-    kept = 0.0
-    for row in sorted(rows, key=lambda r: r["level"]):
-        if row["dev"] < dense - TOLERANCE:
-            break
-        kept = row["flops_reduction"]
-    return kept
 
 
 def spearman_table(model, data, pad_id: int, examples: int, ffn_sample: int, seed: int) -> dict[str, Any]:
@@ -173,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         measured = {row["level"] for row in rows}  # a partial rerun keeps the variant's other levels
         rows = sorted([r for r in payload["variants"].get(variant["name"], {}).get("rows", [])
                        if r["level"] not in measured] + rows, key=lambda r: r["level"])
-        payload["variants"][variant["name"]] = {"rows": rows, "kept_flops_reduction": threshold(rows, dense_dev)}
+        payload["variants"][variant["name"]] = {"rows": rows, "kept_flops_reduction": kept_within(rows, dense_dev, order="level",
+                                                                                      value="flops_reduction")}
         order = [v["name"] for v in variants(args.recovery_levels)]
         payload["variants"] = dict(sorted(payload["variants"].items(), key=lambda kv: order.index(kv[0])))
         save(f"retraining_free_{task}", path, record, payload)

@@ -17,23 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import results_path
+from bench.thresholds import TOLERANCE, kept_within
 from ticketbert.analysis.runs import PRIMARY, TRAIN_PRIMARY, load_runs
 from ticketbert.provenance import collect, data_record, write_results
 from ticketbert.pruning.methods import is_dense
 from ticketbert.sweep.config import load_sweep_config
-
-TOLERANCE = 0.01  # "within 1 point" of the dense dev metric
-
-
-def threshold(levels: list[dict[str, Any]], dense: float) -> float:
-    """The largest achieved sparsity whose dev metric, there and at every lower level, is within 1 point."""
-    kept = 0.0
-    for level in sorted(levels, key=lambda row: row["sparsity"]):
-        if level["dev"] < dense - TOLERANCE:
-            break
-        kept = level["achieved_sparsity"]
-    return kept
-
 
 def sweep_results(experiment: str, tracking_uri: str | None) -> dict[str, Any]:
     """Dense and pruned rows, and thresholds per task x seed x method, of ``experiment``'s trials."""
@@ -54,7 +42,8 @@ def sweep_results(experiment: str, tracking_uri: str | None) -> dict[str, Any]:
         for method in sorted({t["method"] for t in trials if (t["task"], t["seed"]) == (task, seed)}):
             levels = [t for t in trials if (t["task"], t["seed"], t["method"], t["pattern"]) == (task, seed, method, None)]
             thresholds.append({"task": task, "seed": seed, "method": method,
-                               "kept_sparsity": threshold(levels, dense[(task, seed)]["dev"])})
+                               "kept_sparsity": kept_within(levels, dense[(task, seed)]["dev"], order="sparsity",
+                                                             value="achieved_sparsity")})
     return {"experiment": experiment, "metric": PRIMARY, "tolerance": TOLERANCE, "dense": list(dense.values()),
             "trials": trials, "thresholds": thresholds}
 
