@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from ticketbert.models import build_model
+from ticketbert.tasks.model import build_model
 from ticketbert.pruning import save_pruned
 from ticketbert.training.checkpoint import checkpoint_state, has_checkpoint, save_checkpoint
 from ticketbert.training.device import random_states, set_random_states
