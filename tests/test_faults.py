@@ -115,10 +115,10 @@ def test_non_finite_loss_stops_at_once_and_keeps_the_last_checkpoint(gradient, t
 
 def test_train_command_reports_a_non_finite_loss_and_marks_the_run_failed(tiny_encoder_dir, tmp_path, monkeypatch,
                                                                           capsys):
-    from ticketbert.tasks.sst import SentimentTask
+    from ticketbert.tasks.task import Task
     from ticketbert.train import main
 
-    real_loss = SentimentTask.loss
+    real_loss = Task.loss
     calls = []
 
     def diverging(self, outputs, labels):  # finite for the first epoch's 6 steps, then NaN (training only)
@@ -128,7 +128,7 @@ def test_train_command_reports_a_non_finite_loss_and_marks_the_run_failed(tiny_e
             return loss * float("nan") if len(calls) > 6 else loss
         return loss
 
-    monkeypatch.setattr(SentimentTask, "loss", diverging)
+    monkeypatch.setattr(Task, "loss", diverging)
     assert main(tiny_overrides(tiny_encoder_dir, tmp_path, "train.epochs=3")) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert len(errors) == 1 and errors[0].startswith("error: non-finite loss at step 7 (epoch 2); last finite loss")

@@ -198,7 +198,7 @@ class PruneConfig(_Strict):
     @classmethod
     def _sparsity_of_pattern(cls, raw: Any) -> Any:
         """A pattern with no sparsity given prunes ``1 - N/M``."""
-        if isinstance(raw, dict) and raw.get("pattern") is not None:
+        if isinstance(raw, dict) and isinstance(raw.get("pattern"), (str, int)):  # else: the field says what is wrong
             raw = {**raw, "pattern": pattern_text(raw["pattern"])}
             if "sparsity" not in raw:
                 raw["sparsity"] = parse_pattern(raw["pattern"]).sparsity
@@ -255,6 +255,8 @@ def merge_task_declarations(raw: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(raw, dict):
         return raw
     model = raw.get("model")
+    if not isinstance(raw.get("tasks") or {}, dict):
+        return raw  # not a mapping: the tasks field itself says so, naming it
     tasks = dict(raw.get("tasks") or {})
     if isinstance(model, dict) and set(model) & set(LEGACY_MODEL_FIELDS):
         model = dict(model)
