@@ -48,8 +48,8 @@ class RandomWeights(Method):
 
 
 register(MethodDescription(name="random", summary="weights pruned at random", units=(), criteria=("l1",),
-                           default_criterion="l1", implementation="toy_method:RandomWeights",
-                           needs_encoder=False), implementation=RandomWeights())
+                           default_criterion="l1", implementation="toy_method:RandomWeights"),
+                           implementation=RandomWeights())
 '''
 
 

@@ -10,17 +10,14 @@ UNIT_CRITERIA = ("l1", *LOSS_CRITERIA)
 register(MethodDescription(
     name="magnitude", summary="unstructured L1 magnitude over the prunable matrices (Chen et al. 2020)",
     units=(), criteria=("l1",), default_criterion="l1", implementation="ticketbert.pruning.methods.magnitude:METHOD",
-    options=frozenset({"include", "pattern"}), modes=("posthoc", "early_bird", "imp"), scopes=("global", "layer", "row"),
-    needs_encoder=False,
-    references="Chen et al. 2020, The Lottery Ticket Hypothesis for Pre-trained BERT Networks"))
+    options=frozenset({"include", "pattern"}), modes=("posthoc", "early_bird", "imp"), scopes=("global", "layer", "row")))
 
 for unit, default, what in (("heads", "taylor", "attention heads"), ("ffn", "taylor", "FFN neurons")):
     register(MethodDescription(
         name=unit, summary=f"{what} ranked by a criterion, removed physically (Michel et al. 2019)",
         units=(unit,), criteria=UNIT_CRITERIA, default_criterion=default,
         implementation=f"ticketbert.pruning.methods.structured:{unit.upper()}", options=frozenset({"repair", "steps", "normalize"}),
-        modes=("posthoc", "early_bird"), limit="units",
-        references="Michel et al. 2019, Are Sixteen Heads Really Better than One?"))
+        modes=("posthoc", "early_bird"), limit="units"))
 
 register(MethodDescription(
     name="layers", summary="whole encoder layers ranked by a criterion, removed physically (one stays)",
@@ -32,8 +29,7 @@ register(MethodDescription(
     name="heads+ffn", summary="heads and FFN neurons under one FLOPs (or weights) budget (Kwon et al. 2022)",
     units=("heads", "ffn"), criteria=("fisher", "fisher_batch", "taylor", "loss_increment"),
     default_criterion="fisher", implementation="ticketbert.pruning.methods.joint:METHOD",
-    options=frozenset({"repair", "budget", "round_to"}), scopes=("global",), limit="all",
-    references="Kwon et al. 2022, A Fast Post-Training Pruning Framework for Transformers"))
+    options=frozenset({"repair", "budget", "round_to"}), scopes=("global",), limit="all"))
 
 ONE_SHOT_REASON = ("its masks come from one layer-wise calibration pass of the trained model (each layer pruned on "
                    "the pruned model's inputs), which neither an early-bird draw during training nor IMP's "
@@ -44,15 +40,12 @@ register(MethodDescription(
                           "layer by layer (Sun et al. 2023)",
     units=(), criteria=("activation",), default_criterion="activation",
     implementation="ticketbert.pruning.methods.oneshot:WANDA", options=frozenset({"pattern"}),
-    scopes=("row", "layer", "global"), default_scope="row", needs_encoder=False, reuses_scores=False,
-    modes_reason=ONE_SHOT_REASON,
-    references="Sun et al. 2023, A Simple and Effective Pruning Approach for Large Language Models"))
+    scopes=("row", "layer", "global"), default_scope="row", reuses_scores=False,
+    modes_reason=ONE_SHOT_REASON))
 
 register(MethodDescription(
     name="sparsegpt", summary="unstructured OBS saliency with the kept weights updated to reconstruct each layer's "
                               "output on calibration inputs, layer by layer (Frantar & Alistarh 2023)",
     units=(), criteria=("obs",), default_criterion="obs",
     implementation="ticketbert.pruning.methods.oneshot:SPARSEGPT",
-    options=frozenset({"pattern", "block_size", "damping"}), scopes=("row", "layer"), default_scope="layer",
-    needs_encoder=False, reuses_scores=False, modes_reason=ONE_SHOT_REASON,
-    references="Frantar & Alistarh 2023, SparseGPT: Massive Language Models Can Be Accurately Pruned in One-Shot"))
+    options=frozenset({"pattern", "block_size", "damping"}), scopes=("row", "layer"), default_scope="layer", reuses_scores=False, modes_reason=ONE_SHOT_REASON))

@@ -52,9 +52,7 @@ class MethodDescription:
     scopes: tuple[str, ...] = ("global", "layer")
     default_scope: str = "global"
     limit: str = "all"
-    needs_encoder: bool = True  # False: any nn.Module with nn.Linear layers
     reuses_scores: bool = True
-    references: str = ""
     modes_reason: str = ""  # why the modes not listed do not fit it (said in the error)
 
     def __post_init__(self) -> None:
@@ -71,11 +69,6 @@ class MethodDescription:
                              f"limit one of {LIMITS}")
         if self.default_scope not in self.scopes:
             raise ValueError(f"method {self.name!r}: default scope {self.default_scope!r} not in {self.scopes}")
-
-    @property
-    def structured(self) -> bool:
-        """Whether it removes whole units (physically) rather than masking single weights."""
-        return bool(self.units)
 
     def takes(self, option: str) -> bool:
         """Whether ``option`` (one of ``OPTIONS``) applies to this method."""
