@@ -1,10 +1,11 @@
 """One-shot pruning of a fine-tuned model without retraining, per task: the dev metric at
 30-80% unstructured sparsity and 2:4 for global magnitude, per-row magnitude, Wanda and
-SparseGPT (optionally + recovery epochs, masks kept); the largest sparsity within 1 point of
-dense for each; the seconds each level takes; compressed saved sizes at 50% and 2:4.
+SparseGPT (optionally + recovery epochs, masks kept, at every point or at ``--recovery-at``);
+the largest sparsity within 1 point of dense for each; the seconds each level and each
+recovery take; compressed saved sizes at 50% and 2:4.
 
     python -m bench.oneshot --config configs/single/sts.yaml --model runs/sts-<hash>/model \\
-        --data-dir <CS224N data> --out bench/results/oneshot_sts.json
+        --data-dir <CS224N data> --recovery-epochs 1 --out bench/results/oneshot_sts.json
 
 Prints a markdown table and writes a results file with its provenance: ``--out``, else a new
 file under ``bench/runs/``.
@@ -45,8 +46,15 @@ SIZE_POINTS = ("0.5", "2:4")
 
 
 def within(rows: list[dict[str, Any]], dense: float, key: str = "dev") -> float:
-    """Largest unstructured sparsity whose dev metric, there and at every lower level, is within 1 point."""
-    return kept_within([r for r in rows if r["pattern"] is None], dense, order="sparsity", value="sparsity", dev=key)
+    """Largest unstructured sparsity whose dev metric, there and at every lower level measured
+    (rows holding ``key``), is within 1 point."""
+    return kept_within([r for r in rows if r["pattern"] is None and key in r], dense, order="sparsity",
+                       value="sparsity", dev=key)
+
+
+def point_name(level: float | None, pattern: str | None) -> str:
+    """How a point is named on the command line and in ``sizes``: ``0.5`` or ``2:4``."""
+    return pattern or f"{level:g}"
 
 
 def achieved(model) -> float:
@@ -63,9 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--calibration-examples", type=int, default=256)
     parser.add_argument("--recovery-epochs", type=int, default=0, help="epochs of recovery per level, masks kept")
+    parser.add_argument("--recovery-at", nargs="*", default=None, metavar="POINT",
+                        help="the points recovered (e.g. 0.5 0.7 2:4; default: every point)")
+    parser.add_argument("--recovery-variants", nargs="*", default=None, choices=list(VARIANTS),
+                        help="the variants recovered (default: every variant)")
     add_output_arguments(parser)
     parser.add_argument("overrides", nargs="*", help="dotted.key=value config overrides")
     args = parser.parse_args(argv)
+    points = [(level, None) for level in args.levels] + [(None, pattern) for pattern in args.patterns]
+    unknown = set(args.recovery_at or ()) - {point_name(*p) for p in points}
+    if unknown:
+        parser.error(f"--recovery-at: {', '.join(sorted(unknown))} is not among the measured points")
     loaded = load_fine_tuned(args)
     config, record, task, data, pad_id = loaded.config, loaded.record, loaded.task, loaded.data, loaded.pad_id
     device = select_device(config.train.device)
@@ -86,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
                                "metric": primary, "dense": dense_dev, "dense_file_bytes": dense_bytes,
                                "calibration_examples": calibration.examples, "calibration_tokens": calibration.tokens,
                                "recovery_epochs": args.recovery_epochs, "variants": {}}
-    points = [(level, None) for level in args.levels] + [(None, pattern) for pattern in args.patterns]
     for name in args.variants:
         method, scope = VARIANTS[name]
         rows, sizes = [], {}
@@ -97,22 +112,24 @@ def main(argv: list[str] | None = None) -> int:
             row = {"sparsity": result.achieved_sparsity if pattern else level, "pattern": pattern,
                    "dev": dev(model), "seconds": result.seconds, "achieved_sparsity": result.achieved_sparsity,
                    "activation_bytes": result.loop.activation_bytes, "stats_bytes": result.loop.stats_bytes}
-            point = pattern or f"{level:g}"
+            point = point_name(level, pattern)
             if point in SIZE_POINTS:
                 with tempfile.TemporaryDirectory() as scratch:
                     sizes[point] = asdict(storage_report(save_pruned(model, Path(scratch) / "m", compress=True)))
-            if args.recovery_epochs:
+            recover = (args.recovery_epochs and (args.recovery_at is None or point in args.recovery_at)
+                       and (args.recovery_variants is None or name in args.recovery_variants))
+            if recover:
                 began = time.perf_counter()
-                fit(model, data, config.train, pad_id=pad_id, epochs=args.recovery_epochs)
-                row.update(dev_recovered=dev(model), recovery_seconds=time.perf_counter() - began,
+                trained = fit(model, data, config.train, pad_id=pad_id, epochs=args.recovery_epochs)
+                row.update(dev_recovered=trained.history[-1][primary], recovery_seconds=time.perf_counter() - began,
                            sparsity_after_recovery=achieved(model))
             rows.append(row)
             shown = f"{pattern}" if pattern else f"{level:.0%}"
-            extra = f", recovered {row['dev_recovered']:.4f}" if args.recovery_epochs else ""
+            extra = f", recovered {row['dev_recovered']:.4f}" if recover else ""
             print(f"{name} @ {shown}: {primary} {row['dev']:.4f}{extra} ({row['seconds']:.1f}s)", flush=True)
         variant = {"method": method, "scope": result.options.scope, "rows": rows, "sizes": sizes,
                    "kept_within_1pt": within(rows, dense_dev)}
-        if args.recovery_epochs:
+        if any("dev_recovered" in row for row in rows):
             variant["kept_within_1pt_recovered"] = within(rows, dense_dev, "dev_recovered")
         payload["variants"][name] = variant
     print(oneshot_table(payload))

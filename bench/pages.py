@@ -306,10 +306,12 @@ ONE_SHOT = ("wanda", "sparsegpt")
 
 
 def oneshot_table(payload: dict[str, Any]) -> str:
-    """A ``bench.oneshot`` file's table: dev metric per variant and level, the 1-point threshold,
-    seconds per level, the 50% matrices' and whole file's saved bytes against dense."""
+    """A ``bench.oneshot`` file's table: dev metric per variant and level (and after recovery,
+    where measured; "-" where not), the 1-point threshold, seconds per level (per recovery), the
+    50% matrices' and whole file's saved bytes against dense."""
     columns = [pct(row["sparsity"]) if row["pattern"] is None else row["pattern"]
                for row in next(iter(payload["variants"].values()))["rows"]]
+    epochs = payload.get("recovery_epochs", 0)
     rows = []
     for name, variant in payload["variants"].items():
         seconds = sum(row["seconds"] for row in variant["rows"]) / len(variant["rows"])
@@ -318,6 +320,12 @@ def oneshot_table(payload: dict[str, Any]) -> str:
                  f"{size['file_bytes'] / payload['dense_file_bytes']:.3f}") if size else "-"
         rows.append([name, *(f"{row['dev']:.3f}" for row in variant["rows"]), pct(variant["kept_within_1pt"]),
                      f"{seconds:.1f}", ratio])
+        recovered = [row for row in variant["rows"] if "dev_recovered" in row]
+        if recovered:
+            rows.append([f"{name} + {epochs} epoch{'s' * (epochs != 1)}",
+                         *(f"{row['dev_recovered']:.3f}" if "dev_recovered" in row else "-" for row in variant["rows"]),
+                         pct(variant["kept_within_1pt_recovered"]),
+                         f"{sum(row['recovery_seconds'] for row in recovered) / len(recovered):.1f}", "-"])
     return table([f"{payload['task']} {payload['metric']} (dense {payload['dense']:.3f})", *columns,
                   "kept within 1 pt", "s / level", "50%: matrices / file vs dense"], rows)
 
@@ -347,13 +355,22 @@ def oneshot_goals(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     def best(payload: dict[str, Any], key: str) -> float:
         return max(v.get(key, 0.0) for name, v in payload["variants"].items() if name in ONE_SHOT)
 
+    def recovered_at(payload: dict[str, Any], reached: Callable[[dict[str, Any]], bool]) -> bool:
+        return any("dev_recovered" in row and reached(row) for name, v in payload["variants"].items()
+                   if name in ONE_SHOT for row in v["rows"])
+
     recovered = [p for p in everywhere if p.get("recovery_epochs", 0) == 1]
     if len(recovered) < len(everywhere) or any(not found for found in by_task.values()):
         rec_24 = rec_70 = "not measured (needs every task's file with 1 recovery epoch)"
     else:
-        rec_24 = verdict(all(any(d <= TOLERANCE for d in _drops(p, "2:4", "dev_recovered")) for p in recovered),
-                         ONESHOT_TASKS)
-        rec_70 = verdict(all(best(p, "kept_within_1pt_recovered") >= 0.7 for p in recovered), ONESHOT_TASKS)
+        rec_24 = (verdict(all(any(d <= TOLERANCE for d in _drops(p, "2:4", "dev_recovered")) for p in recovered),
+                          ONESHOT_TASKS)
+                  if all(recovered_at(p, lambda row: row["pattern"] == "2:4") for p in recovered)
+                  else "not measured (a task's file has no recovered 2:4 point)")
+        rec_70 = (verdict(all(best(p, "kept_within_1pt_recovered") >= 0.7 for p in recovered), ONESHOT_TASKS)
+                  if all(recovered_at(p, lambda row: row["pattern"] is None and row["sparsity"] >= 0.7)
+                         for p in recovered)
+                  else "not measured (a task's file has no recovered point at >= 70%)")
     seconds = [row["seconds"] for p in everywhere if p["calibration_examples"] >= 512
                for row in p["variants"].get("sparsegpt", {}).get("rows", [])]
     return [

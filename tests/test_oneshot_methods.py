@@ -164,3 +164,33 @@ def test_results_page_goal_verdicts(sts_24_dev, kept, seconds, expected):
     assert partial["no retraining: within 1 point at >= 50% unstructured sparsity on SST, Quora and STS"] == \
         ("so far met" if measured == "met" else measured) + " on sts; not measured on sst, para"
     assert dict(oneshot_goals([]))["no retraining: 2:4 within 2 points on STS"] == "not measured (sts missing)"
+
+
+def test_results_page_recovery_verdicts_and_rows():
+    """Recovery measured at some points only: the table shows "-" elsewhere, the threshold uses
+    the recovered levels, and a goal whose point was never recovered is "not measured"."""
+    from bench.pages import oneshot_goals, oneshot_table
+
+    def run(task, recovered_at):
+        payload = oneshot_payload(task, 0.875, [(0.5, None, 0.85), (0.7, None, 0.80), (0.5, "2:4", 0.84)], 0.0)
+        rows = [dict(row) for row in payload["variants"]["sparsegpt"]["rows"]]
+        for row in rows:
+            if (row["pattern"] or row["sparsity"]) in recovered_at:
+                row.update(dev_recovered=0.87, recovery_seconds=75.0)
+        payload["variants"]["sparsegpt"] = {"rows": rows, "kept_within_1pt": 0.0, "sizes": {},
+                                            "kept_within_1pt_recovered": max(
+                                                [r["sparsity"] for r in rows if "dev_recovered" in r
+                                                 and r["pattern"] is None], default=0.0)}
+        payload["variants"]["wanda"]["sizes"] = {}
+        del payload["variants"]["magnitude (global)"]
+        return {**payload, "recovery_epochs": 1, "metric": "dev/x", "dense_file_bytes": 1}
+
+    goals = dict(oneshot_goals([run(t, {0.5, 0.7, "2:4"}) for t in ("sst", "para", "sts")]))
+    assert goals["1 recovery epoch: 2:4 within 1 point on all three"] == "met"
+    assert goals["1 recovery epoch: unstructured within 1 point at >= 70%"] == "met"
+    goals = dict(oneshot_goals([run(t, {0.5}) for t in ("sst", "para", "sts")]))
+    assert goals["1 recovery epoch: 2:4 within 1 point on all three"].startswith("not measured")
+    assert goals["1 recovery epoch: unstructured within 1 point at >= 70%"].startswith("not measured")
+    lines = oneshot_table(run("sts", {0.5})).splitlines()
+    assert lines[-1].split(" | ")[:4] == ["| sparsegpt + 1 epoch", "0.870", "-", "-"]
+    assert len(lines) == 2 + 3  # header, rule, wanda, sparsegpt, sparsegpt recovered
