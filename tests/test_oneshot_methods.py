@@ -20,6 +20,7 @@ from ticketbert.run import run_tags, run_training
 from ticketbert.tracking import Tracker
 from tests.test_oneshot import batches, encoder, rowwise_keep
 from ticketbert.sweep.config import SweepConfig
+from ticketbert.sweep.records import DenseGroup, TrialResult
 from ticketbert.sweep.summary import summarize
 from ticketbert.sweep.sweep import trial_overrides
 
@@ -116,12 +117,12 @@ def test_config_reads_patterns_and_method_defaults():
 def test_sweep_grid_patterns_labels_and_summary(tmp_path):
     sweep = SweepConfig.model_validate({"grid": {"methods": ["none", "magnitude", "wanda", "heads"],
                                                  "sparsities": [0.3], "patterns": [124], "tasks": ["sts"]}})
-    patterned = [(p["method"], p["sparsity"]) for p in sweep.trials() if p["pattern"]]
+    patterned = [(p.method, p.sparsity) for p in sweep.trials() if p.pattern]
     assert patterned == [("magnitude", 0.5), ("wanda", 0.5)]
-    point = next(p for p in sweep.trials() if p["pattern"] and p["method"] == "wanda")
-    overrides = trial_overrides(point, sweep, {("sts", 0): tmp_path}, tmp_path)
+    point = next(p for p in sweep.trials() if p.pattern and p.method == "wanda")
+    overrides = trial_overrides(point, sweep, {DenseGroup("sts", 0): tmp_path}, tmp_path)
     assert overrides["prune"]["pattern"] == "2:4" and overrides["name"].endswith("wanda-2of4-s0")
-    rows = summarize([point], [{"dev/overall": 0.8, "train/overall": 0.9}])
+    rows = summarize([point], [TrialResult("sts-wanda-2of4-s0", {"dev/overall": 0.8, "train/overall": 0.9})])
     assert rows[0]["method"] == "wanda 2:4"
     assert approach("posthoc", "wanda", "activation", None, "2:4") == "post-hoc wanda 2:4 (activation)"
     assert approach("posthoc", "wanda", "activation", 1.0, "none") == "post-hoc + 1 recovery epoch wanda (activation)"

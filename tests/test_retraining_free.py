@@ -349,7 +349,7 @@ def test_sweep_grid_accepts_the_new_options_and_rejects_misfits():
     from ticketbert.sweep.config import load_sweep_config
     config = load_sweep_config(None, ["grid.methods=[heads+ffn,ffn]", "grid.criteria={heads+ffn: fisher, ffn: fisher}",
                                       "prune.repair=lstsq", "prune.recovery_epochs=1", "prune.distill_alpha=1"])
-    assert {(t["method"], t["criterion"]) for t in config.trials()} == {("heads+ffn", "fisher"), ("ffn", "fisher")}
+    assert {(t.method, t.criterion) for t in config.trials()} == {("heads+ffn", "fisher"), ("ffn", "fisher")}
     from ticketbert.sweep.checks import option_notes
     mixed = load_sweep_config(None, ["grid.methods=[magnitude,ffn]", "prune.repair=lstsq"])
     assert len(option_notes(mixed)) == 1  # repair for ffn; magnitude's trials go without it (said once)

@@ -29,7 +29,7 @@ def test_grid_expansion():
                                       "grid.criteria={heads: loss_increment}"])
     trials = config.trials()
     assert len(trials) == 2 * 2 * (1 + 3 + 3)  # dense baseline once per task and seed
-    assert {t["criterion"] for t in trials if t["method"] == "heads"} == {"loss_increment"}
+    assert {t.criterion for t in trials if t.method == "heads"} == {"loss_increment"}
     assert len(config.groups()) == 4
 
 
@@ -37,7 +37,7 @@ def test_levels_a_method_cannot_reach_are_skipped_with_a_note():
     config = load_sweep_config(ROOT / "configs" / "study.yaml", ["grid.tasks=[sts]", "grid.seeds=[0]",
                                                                  "grid.methods=[magnitude,ffn,heads+ffn]"])
     kept, notes = structured_limits(config)
-    reached = {(p["method"], p["sparsity"]) for p in kept}
+    reached = {(p.method, p.sparsity) for p in kept}
     assert ("heads+ffn", 0.9) in reached and ("magnitude", 0.9) in reached and ("ffn", 0.6) in reached
     assert notes == [f"skipped sts/ffn@{s:g}: ffn reaches at most 66.7%" for s in (0.7, 0.8, 0.9)]
 

@@ -3,6 +3,7 @@ space, the search metric and the prune options across the grid's trials). Torch-
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, get_args
 
 import annotated_types
@@ -123,4 +124,4 @@ def check_sweep(config: SweepConfig, *, local_device: bool = True) -> list[str]:
 
 def resolved_grid(config: SweepConfig) -> dict[str, Any]:
     """What ``--check`` prints: the resolved sweep and its grid points."""
-    return {"sweep": config.model_dump(mode="json"), "trials": config.trials()}
+    return {"sweep": config.model_dump(mode="json"), "trials": [asdict(point) for point in config.trials()]}

@@ -14,6 +14,7 @@ from ticketbert.config import (ConfigError, Criterion, PruneConfig, PruneMethod,
                                resolve_task_paths, unique, validate)
 from ticketbert.pruning.methods.description import describe, descriptions, is_dense, method_names
 from ticketbert.pruning.nm_pattern import parse_pattern, pattern_text
+from ticketbert.sweep.records import DenseGroup, GridPoint
 from ticketbert.tasks.definition import TaskDefinition
 
 
@@ -137,7 +138,7 @@ class SweepConfig(_Strict):
                 raise ValueError(f"grid.patterns: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
         return self
 
-    def trials(self) -> list[dict[str, Any]]:
+    def trials(self) -> list[GridPoint]:
         """Every grid point of the pruning stage: task x method x sparsity x seed, plus task x
         method x pattern x seed for the methods that take a pattern."""
         points = []
@@ -145,18 +146,18 @@ class SweepConfig(_Strict):
                                                               self.grid.sparsities, self.grid.seeds):
             if is_dense(method) and sparsity != self.grid.sparsities[0]:
                 continue  # the dense baseline once per task and seed
-            points.append({"task": task, "method": method, "sparsity": 0.0 if is_dense(method) else sparsity,
-                           "seed": seed, "criterion": self.grid.criteria.get(method), "pattern": None})
+            points.append(GridPoint(task=task, method=method, sparsity=0.0 if is_dense(method) else sparsity,
+                                    seed=seed, criterion=self.grid.criteria.get(method), pattern=None))
         for task, method, pattern, seed in itertools.product(self.grid.tasks, self.grid.methods, self.grid.patterns,
                                                              self.grid.seeds):
             if not is_dense(method) and describe(method).takes("pattern"):
-                points.append({"task": task, "method": method, "sparsity": parse_pattern(pattern).sparsity,
-                               "seed": seed, "criterion": self.grid.criteria.get(method), "pattern": pattern})
+                points.append(GridPoint(task=task, method=method, sparsity=parse_pattern(pattern).sparsity,
+                                        seed=seed, criterion=self.grid.criteria.get(method), pattern=pattern))
         return points
 
-    def groups(self) -> list[dict[str, Any]]:
+    def groups(self) -> list[DenseGroup]:
         """The dense fine-tunes the post-hoc trials share: one per task x seed."""
-        return [{"task": t, "seed": s} for t, s in itertools.product(self.grid.tasks, self.grid.seeds)]
+        return [DenseGroup(t, s) for t, s in itertools.product(self.grid.tasks, self.grid.seeds)]
 
 
 # run-config fields that every trial gets from the grid or the sweep, and where to set them instead

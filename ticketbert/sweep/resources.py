@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 
 from ticketbert.sweep.config import ResourcesConfig, SweepConfig
+from ticketbert.sweep.records import GridPoint
 
 
 @dataclass
@@ -59,7 +60,7 @@ def plan_resources(config: ResourcesConfig, hardware: tuple[float, float] | None
     return TrialResources(config.cpus_per_trial, gpu, max(concurrent, 1))
 
 
-def structured_limits(config: SweepConfig) -> tuple[list[dict], list[str]]:
+def structured_limits(config: SweepConfig) -> tuple[list[GridPoint], list[str]]:
     """The grid points whose sparsity the method can reach on the base encoder, and a note
     for every point left out (all heads are about a third of a BERT layer's weights). The
     encoder is built on the meta device: shapes only, no weights loaded."""
@@ -74,12 +75,12 @@ def structured_limits(config: SweepConfig) -> tuple[list[dict], list[str]]:
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(resolve_encoder(config.base.model.encoder)))
     points = config.trials()
     limits = {method: 1.0 if is_dense(method) else method_limit(encoder, method)
-              for method in {point["method"] for point in points}}
+              for method in {point.method for point in points}}
     kept, notes = [], []
     for point in points:
-        if point["sparsity"] > limits[point["method"]] + 1e-9:
-            notes.append(f"skipped {point['task']}/{point['method']}@{point['sparsity']:g}: "
-                         f"{point['method']} reaches at most {limits[point['method']]:.1%}")
+        if point.sparsity > limits[point.method] + 1e-9:
+            notes.append(f"skipped {point.task}/{point.method}@{point.sparsity:g}: "
+                         f"{point.method} reaches at most {limits[point.method]:.1%}")
         else:
             kept.append(point)
     return kept, notes

@@ -18,6 +18,7 @@ from ticketbert.sweep.cleanup import CheckpointCleanup
 from ticketbert.sweep.config import SearchConfig, SweepConfig
 from ticketbert.sweep.instance import SweepInstance
 from ticketbert.sweep.progress import ProgressLine
+from ticketbert.sweep.records import TrialResult
 from ticketbert.sweep.resources import TrialResources
 from ticketbert.sweep.trainable import train_trial
 
@@ -104,7 +105,7 @@ class SweepRunner:
         return tune.Tuner(trainable, param_space=space, tune_config=tune_config, run_config=run_config)
 
     def run_stage(self, stage: str, overrides: list[dict[str, Any]], parent_run_id: str,
-                  search: bool = False) -> list[dict[str, Any]]:
+                  search: bool = False) -> list[TrialResult]:
         """Run one trial per overrides entry; results in the same order. With a search config
         (and ``search``), every entry is tuned by Optuna and its best trial is returned."""
         trials = [self._trial(stage, o, parent_run_id) for o in overrides]
@@ -117,7 +118,7 @@ class SweepRunner:
         by_label = {r.config["trial"]["label"]: r for r in grid}
         return [self._metrics(by_label.get(t["label"]), t["label"]) for t in trials]
 
-    def _search(self, name: str, trial: dict[str, Any], search: SearchConfig) -> dict[str, Any]:
+    def _search(self, name: str, trial: dict[str, Any], search: SearchConfig) -> TrialResult:
         space = {"trial": trial, "searched": {k.replace(".", "__"): search_domain(d) for k, d in search.space.items()}}
         searcher = ConcurrencyLimiter(OptunaSearch(metric=search.metric, mode=search.mode),
                                       max_concurrent=self.resources.max_concurrent)
@@ -150,7 +151,8 @@ class SweepRunner:
         return grid
 
     @staticmethod
-    def _metrics(result, label: str) -> dict[str, Any]:
+    def _metrics(result, label: str) -> TrialResult:
+        """The outcome of Tune's ``result`` of the trial ``label`` (None: Tune never listed it)."""
         if result is None or result.error is not None or not result.metrics:
-            return {"label": label, "error": str(getattr(result, "error", "missing"))}
-        return {"label": label, **result.metrics}
+            return TrialResult(label, error=str(getattr(result, "error", "missing")))
+        return TrialResult.reported(label, result.metrics)

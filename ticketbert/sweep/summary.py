@@ -7,50 +7,54 @@ from collections import defaultdict
 from typing import Any
 
 from ticketbert.pruning.methods import is_dense
+from ticketbert.sweep.records import GridPoint, TrialResult
 
 
-def summarize(points: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarize(points: list[GridPoint], results: list[TrialResult]) -> list[dict[str, Any]]:
     """One row per task x method (with its N:M pattern, "wanda 2:4") x sparsity: best and mean
     dev metric over seeds."""
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple, list[TrialResult]] = defaultdict(list)
     for point, result in zip(points, results):
-        method = f"{point['method']} {point['pattern']}" if point.get("pattern") else point["method"]
-        groups[(point["task"], method, point["sparsity"])].append(result)
+        groups[(point.task, point.method_label, point.sparsity)].append(result)
     rows = []
     for (task, method, sparsity), group in groups.items():
-        done = [r for r in group if "error" not in r and "dev/overall" in r]
-        devs = [r["dev/overall"] for r in done]
+        done = [r for r in group if r.dev is not None]
+        devs = [r.dev for r in done]
         rows.append({"task": task, "method": method, "sparsity": sparsity, "seeds": f"{len(done)}/{len(group)}",
-                     "best_dev": max(devs) if devs else float("nan"),
-                     "mean_dev": statistics.fmean(devs) if devs else float("nan"),
-                     "train_dev_gap": statistics.fmean(r["train/overall"] - r["dev/overall"] for r in done) if done else float("nan"),
-                     "achieved": statistics.fmean(r.get("achieved_sparsity", 0.0) for r in done) if done else float("nan"),
-                     "speedup": statistics.fmean(r.get("speedup", 1.0) for r in done) if done else float("nan")})
+                     "best_dev": max(devs, default=float("nan")), "mean_dev": _mean(devs),
+                     "train_dev_gap": _mean([r.metrics["train/overall"] - r.dev for r in done]),
+                     "achieved": _mean([r.metrics.get("achieved_sparsity", 0.0) for r in done]),
+                     "speedup": _mean([r.metrics.get("speedup", 1.0) for r in done])})
     return rows
 
 
-def training_flops(points: list[dict[str, Any]], results: list[dict[str, Any]],
-                   dense: list[dict[str, Any]]) -> list[tuple[str, float, float]]:
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+def training_flops(points: list[GridPoint], results: list[TrialResult],
+                   dense: list[TrialResult]) -> list[tuple[str, float, float]]:
     """Per dense group (task, seed): (group, FLOPs its whole sweep spent on training and
     scoring, FLOPs of its one dense fine-tune)."""
     spent: dict[str, float] = defaultdict(float)
     for point, result in zip(points, results):
-        if "error" not in result and not is_dense(point["method"]):
-            spent[f"{point['task']}/s{point['seed']}"] += sum(
-                result.get(k, 0.0) for k in ("recovery_train_flops", "scoring_flops", "total_train_flops"))
+        if result.ok and not is_dense(point.method):
+            spent[point.group.name] += sum(
+                result.metrics.get(k, 0.0) for k in ("recovery_train_flops", "scoring_flops", "total_train_flops"))
     rows = []
     for result in dense:
-        if "error" in result:
+        if not result.ok:
             continue
-        group = result["label"].replace("-dense-", "/")
-        rows.append((group, result.get("train_flops", 0.0) + spent[group], result.get("train_flops", 0.0)))
+        group = result.label.replace("-dense-", "/")
+        one = result.metrics.get("train_flops", 0.0)
+        rows.append((group, one + spent[group], one))
     return rows
 
 
 SYNTHETIC_BANNER = "*** SYNTHETIC DATA: these numbers say nothing about language (data.source=synthetic) ***"
 
 
-def print_summary(points: list[dict[str, Any]], results: list[dict[str, Any]], dense: list[dict[str, Any]],
+def print_summary(points: list[GridPoint], results: list[TrialResult], dense: list[TrialResult],
                   data: str, synthetic: bool, metrics: dict[str, str] | None = None) -> None:
     """The final table, titled with the data it was measured on and each task's primary
     metric (``metrics``: task -> 'sst2 accuracy'); synthetic results are framed by a banner
@@ -69,11 +73,11 @@ def print_summary(points: list[dict[str, Any]], results: list[dict[str, Any]], d
     for r in sorted(rows, key=lambda r: (r["task"], r["method"], r["sparsity"])):
         print(f"{r['task']:<{width}} {r['method']:<10} {r['sparsity']:>8.2f} {r['seeds']:>5} {r['best_dev']:>9.4f} "
               f"{r['mean_dev']:>9.4f} {r['train_dev_gap']:>9.4f} {r['achieved']:>8.3f} {r['speedup']:>7.2f}")
-    failed = [r["label"] for r in results if "error" in r]
+    failed = [r.label for r in results if not r.ok]
     if failed:
         print(f"failed trials ({len(failed)}): {', '.join(failed)}")
     for group, total, one in training_flops(points, results, dense):
-        trials = sum(1 for p in points if f"{p['task']}/s{p['seed']}" == group and not is_dense(p["method"]))
+        trials = sum(1 for p in points if p.group.name == group and not is_dense(p.method))
         print(f"training FLOPs {group}: {total:.3e} for {trials} pruning trials + their dense fine-tune = "
               f"{total / one:.2f}x one dense fine-tune ({one:.3e})")
     if synthetic:

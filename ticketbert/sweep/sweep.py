@@ -22,6 +22,7 @@ from ticketbert.extras import MissingExtra, require
 from ticketbert.pruning.methods.description import DENSE, is_dense
 from ticketbert.sweep.checks import check_sweep, resolved_grid
 from ticketbert.sweep.config import SweepConfig, load_sweep_config
+from ticketbert.sweep.records import DenseGroup, GridPoint, TrialResult
 from ticketbert.tasks.definition import TaskDefinition
 from ticketbert.sweep.resources import TrialResources, plan_resources
 
@@ -29,25 +30,26 @@ DEFAULT_CONFIG = Path("configs/quickstart.yaml")
 PACKAGED_CONFIG = Path(__file__).resolve().with_name("quickstart.yaml")  # the default of an installed package
 
 
-def trial_overrides(point: dict[str, Any], config: SweepConfig, dense_dirs: dict[tuple, Path],
+def trial_overrides(point: GridPoint, config: SweepConfig, dense_dirs: dict[DenseGroup, Path],
                     runs_dir: Path) -> dict[str, Any]:
-    """The run-config overrides of one pruning-stage grid point."""
-    task, method, sparsity, seed = point["task"], point["method"], point["sparsity"], point["seed"]
+    """The run-config overrides (Tune's JSON-able trial config) of one pruning-stage grid point."""
+    task, method, sparsity, seed = point.task, point.method, point.sparsity, point.seed
     prune: dict[str, Any] = {**options_not_taken(method), "method": method, "sparsity": sparsity,
-                             "criterion": point["criterion"], "mode": config.grid.mode}
+                             "criterion": point.criterion, "mode": config.grid.mode}
     level = f"{sparsity:g}"
-    if point.get("pattern"):
-        prune["pattern"] = point["pattern"]
-        level = point["pattern"].replace(":", "of")
+    if point.pattern:
+        prune["pattern"] = point.pattern
+        level = point.pattern.replace(":", "of")
     if not is_dense(method) and config.grid.mode == "posthoc":
-        prune["dense_dir"] = str(dense_dirs[(task, seed)])
+        prune["dense_dir"] = str(dense_dirs[point.group])
     return {"name": f"{config.name}-{task}-{method}-{level}-s{seed}", "train": {"tasks": [task], "seed": seed},
             "prune": prune, "output_dir": str(runs_dir)}
 
 
-def dense_overrides(group: dict[str, Any], config: SweepConfig, dense_dir: Path) -> dict[str, Any]:
-    return {"name": f"{config.name}-{group['task']}-dense-s{group['seed']}",
-            "train": {"tasks": [group["task"]], "seed": group["seed"]}, "prune": {"method": DENSE},
+def dense_overrides(group: DenseGroup, config: SweepConfig, dense_dir: Path) -> dict[str, Any]:
+    """The run-config overrides of one dense fine-tune."""
+    return {"name": f"{config.name}-{group.task}-dense-s{group.seed}",
+            "train": {"tasks": [group.task], "seed": group.seed}, "prune": {"method": DENSE},
             "output_dir": str(dense_dir)}
 
 
@@ -209,27 +211,27 @@ def run_sweep(config: SweepConfig, location: DataLocation, resources: TrialResou
     return 0
 
 
-def run_stages(runner, config: SweepConfig, points: list[dict[str, Any]], instance,
-               parent_run_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def run_stages(runner, config: SweepConfig, points: list[GridPoint], instance,
+               parent_run_id: str) -> tuple[list[TrialResult], list[TrialResult]]:
     """The dense stage (post-hoc sweeps), then the pruning stage: (results in the order of
     ``points``, dense results)."""
-    dense_dirs: dict[tuple, Path] = {}
-    dense_results = []
-    if config.grid.mode == "posthoc" and any(not is_dense(p["method"]) for p in points):
-        groups = [(g, dense_overrides(g, config, instance.dense_dir)) for g in config.groups()]
-        dense_results = runner.run_stage("dense", [o for _, o in groups], parent_run_id,
-                                         search=config.search is not None)
-        for (group, _), result in zip(groups, dense_results):
-            if "error" in result:
-                raise RuntimeError(f"dense fine-tune {result['label']} failed: {result['error']}")
-            dense_dirs[(group["task"], group["seed"])] = Path(result["model_dir"]).parent
+    dense_dirs: dict[DenseGroup, Path] = {}
+    dense_results: list[TrialResult] = []
+    if config.grid.mode == "posthoc" and any(not is_dense(p.method) for p in points):
+        groups = config.groups()
+        dense_results = runner.run_stage("dense", [dense_overrides(g, config, instance.dense_dir) for g in groups],
+                                         parent_run_id, search=config.search is not None)
+        for group, result in zip(groups, dense_results):
+            if not result.ok:
+                raise RuntimeError(f"dense fine-tune {result.label} failed: {result.error}")
+            dense_dirs[group] = Path(result.model_dir).parent
     # post-hoc: the dense baseline ("none") of a group is its dense fine-tune, not a new trial
-    dense_of = {(g["task"], g["seed"]): r for g, r in zip(config.groups(), dense_results)}
-    pruned = [p for p in points if not (dense_dirs and is_dense(p["method"]))]
+    dense_of = dict(zip(config.groups(), dense_results))
+    pruned = [p for p in points if not (dense_dirs and is_dense(p.method))]
     trials = [trial_overrides(p, config, dense_dirs, instance.runs_dir) for p in pruned]
     results = iter(runner.run_stage("prune", trials, parent_run_id,
                                     search=config.search is not None and config.grid.mode != "posthoc"))
-    return [dense_of[(p["task"], p["seed"])] if p not in pruned else next(results) for p in points], dense_results
+    return [dense_of[p.group] if p not in pruned else next(results) for p in points], dense_results
 
 
 def shutdown_ray() -> None:
