@@ -34,12 +34,13 @@ from ticketbert.config import ConfigError, RunConfig, merge, validate
 from ticketbert.data import DataError
 from ticketbert.pruning.methods import is_dense
 from ticketbert.sweep.config import SweepConfig, load_sweep_config
+from ticketbert.sweep.records import GridPoint
 from ticketbert.sweep.sweep import base_dict, trial_overrides
 
 DEFAULT_CONFIG = Path("configs/early_bird_wall.yaml")
 
 
-def trial_configs(config: SweepConfig, device: str, output_dir: Path) -> list[tuple[dict[str, Any], RunConfig]]:
+def trial_configs(config: SweepConfig, device: str, output_dir: Path) -> list[tuple[GridPoint, RunConfig]]:
     """(grid point, run config) of every trial, as the sweep's trainable builds them (base, then
     the point's overrides), with tracking and progress bars off and ``device``."""
     if config.grid.mode == "posthoc" and not all(is_dense(m) for m in config.grid.methods):
@@ -74,7 +75,7 @@ def run_trial(raw: dict[str, Any], threads: int) -> dict[str, Any]:
             "metrics": {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}}
 
 
-def run_all(trials: list[tuple[dict[str, Any], RunConfig]], threads: int, parallel: int) -> tuple[list[dict], float]:
+def run_all(trials: list[tuple[GridPoint, RunConfig]], threads: int, parallel: int) -> tuple[list[dict], float]:
     """Every trial in its own spawned process, ``parallel`` at a time; their results and the wall
     seconds of all of them."""
     context = multiprocessing.get_context("spawn")
@@ -85,11 +86,11 @@ def run_all(trials: list[tuple[dict[str, Any], RunConfig]], threads: int, parall
     return results, time.perf_counter() - started
 
 
-def row(point: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+def row(point: GridPoint, result: dict[str, Any]) -> dict[str, Any]:
     metrics = result["metrics"]
     flops = metrics.get("total_train_flops", metrics.get("train_flops"))  # early-bird: with its scoring
-    return {"task": point["task"], "method": point["method"], "criterion": point["criterion"],
-            "sparsity": point["sparsity"], "seed": point["seed"], "seconds": result["seconds"],
+    return {"task": point.task, "method": point.method, "criterion": point.criterion,
+            "sparsity": point.sparsity, "seed": point.seed, "seconds": result["seconds"],
             "minutes": result["seconds"] / 60, "max_memory_gib": result["max_memory_gib"],
             "dev": {k.removeprefix("dev/"): v for k, v in metrics.items() if k.startswith("dev/")},
             "train_tflop": flops / 1e12 if flops is not None else None,
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(output_dir, ignore_errors=True)
 
 
-def measure(args: argparse.Namespace, config: SweepConfig, trials: list[tuple[dict[str, Any], RunConfig]]) -> int:
+def measure(args: argparse.Namespace, config: SweepConfig, trials: list[tuple[GridPoint, RunConfig]]) -> int:
     """Run the trials and write the results file."""
     from bench.common import record_data, results_path, settings
     from ticketbert.provenance import collect, write_results

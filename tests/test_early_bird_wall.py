@@ -15,7 +15,7 @@ CONFIG = ROOT / "configs" / "early_bird_wall.yaml"
 def test_trials_are_the_sweeps_run_configs_with_tracking_off(tmp_path):
     config = load_sweep_config(CONFIG, ["grid.tasks=[sst]"])
     trials = trial_configs(config, "cpu", tmp_path)
-    assert [(point["method"], point["sparsity"]) for point, _ in trials] == [("none", 0.0), ("ffn", 0.4)]
+    assert [(point.method, point.sparsity) for point, _ in trials] == [("none", 0.0), ("ffn", 0.4)]
     dense, early = (run for _, run in trials)
     assert dense.prune.method == "none" and dense.name == "early-bird-wall-sst-none-0-s0"
     assert (early.prune.method, early.prune.mode, early.prune.criterion) == ("ffn", "early_bird", "taylor")
