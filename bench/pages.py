@@ -385,6 +385,22 @@ def oneshot_goals(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     ]
 
 
+def csr_break_even(rows: list[dict[str, Any]]) -> str:
+    """One sentence: from which sparsity CSR beats dense, per model and matrix."""
+    first: dict[str, float | None] = {}
+    for r in sorted(rows, key=lambda r: r["sparsity"]):
+        key = f"{r['model']} {r['matrix']}"
+        first.setdefault(key, None)
+        if first[key] is None and r["speedup"] > 1:
+            first[key] = r["sparsity"]
+    faster = [f"{key} from {pct(level)}" for key, level in first.items() if level is not None]
+    never = [key for key, level in first.items() if level is None]
+    top = pct(max(r["sparsity"] for r in rows))
+    return ("CSR is faster than the dense matmul only for " + (", ".join(faster) or "no matrix")
+            + (f"; for {', '.join(never)} not even at {top}" if never else "")
+            + ". Below those levels, unstructured sparsity saves bytes on the CPU, not time.")
+
+
 def oneshot(records: list[dict[str, Any]]) -> str:
     """Goals, dev metric per method and level per task, the loop's memory, sparse-kernel speed."""
     runs = [r for r in records if "variants" in r]
@@ -402,6 +418,7 @@ def oneshot(records: list[dict[str, Any]]) -> str:
                                               for model, row in record["models"].items()])]
     for record in (r for r in records if "cpu" in r):
         parts += [f"## CSR sparse against dense matmul on the CPU ({record['tokens']} tokens)",
+                  csr_break_even(record["cpu"]),
                   table(["model", "matrix", "sparsity", "dense ms", "CSR ms", "speedup"],
                         [[r["model"], r["matrix"], pct(r["sparsity"]), f"{r['dense_ms']:.3f}", f"{r['csr_ms']:.3f}",
                           x(r["speedup"])] for r in record["cpu"]])]
