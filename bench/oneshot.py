@@ -2,7 +2,8 @@
 30-80% unstructured sparsity and 2:4 for global magnitude, per-row magnitude, Wanda and
 SparseGPT (optionally + recovery epochs, masks kept, at every point or at ``--recovery-at``);
 the largest sparsity within 1 point of dense for each; the seconds each level and each
-recovery take; compressed saved sizes at 50% and 2:4.
+recovery take; compressed saved sizes at 50% and 2:4. Recovery trains on the task loss, plus
+``--distill-alpha`` x the distillation loss towards the dense model (``prune.distill_temperature``).
 
     python -m bench.oneshot --config configs/single/sts.yaml --model runs/sts-<hash>/model \\
         --data-dir <CS224N data> --recovery-epochs 1 --out bench/results/oneshot_sts.json
@@ -28,6 +29,7 @@ from bench.pages import oneshot_table
 from bench.thresholds import kept_within
 from ticketbert.models.compute import count_prunable
 from ticketbert.pruning import make_calibration, save_pruned
+from ticketbert.pruning.distill import Distiller
 from ticketbert.pruning.oneshot import oneshot_prune
 from ticketbert.pruning.sparse_storage import storage_report
 from ticketbert.training.device import select_device, use_bf16
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--calibration-examples", type=int, default=256)
     parser.add_argument("--recovery-epochs", type=int, default=0, help="epochs of recovery per level, masks kept")
+    parser.add_argument("--distill-alpha", type=float, default=0.0,
+                        help="recovery loss: task loss + ALPHA x distillation from the dense model (0: task loss)")
     parser.add_argument("--recovery-at", nargs="*", default=None, metavar="POINT",
                         help="the points recovered (e.g. 0.5 0.7 2:4; default: every point)")
     parser.add_argument("--recovery-variants", nargs="*", default=None, choices=list(VARIANTS),
@@ -92,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return evaluate(model, data, pad_id=pad_id, batch_size=config.train.eval_batch_size, device=device,
                         bf16=use_bf16(device, config.train.bf16))[primary]
 
+    alpha = args.distill_alpha
+    teacher = Distiller(dense, alpha, config.prune.distill_temperature) if alpha > 0 else None
     calibration = make_calibration(data, args.calibration_examples, pad_id=pad_id, seed=config.train.seed)
     dense_dev = dev(dense)
     with tempfile.TemporaryDirectory() as scratch:
@@ -101,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     payload: dict[str, Any] = {"settings": settings(args), "task": task, "model": Path(args.model).name,
                                "metric": primary, "dense": dense_dev, "dense_file_bytes": dense_bytes,
                                "calibration_examples": calibration.examples, "calibration_tokens": calibration.tokens,
-                               "recovery_epochs": args.recovery_epochs, "variants": {}}
+                               "recovery_epochs": args.recovery_epochs, "recovery_distill_alpha": alpha,
+                               "variants": {}}
     for name in args.variants:
         method, scope = VARIANTS[name]
         rows, sizes = [], {}
@@ -120,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                        and (args.recovery_variants is None or name in args.recovery_variants))
             if recover:
                 began = time.perf_counter()
-                trained = fit(model, data, config.train, pad_id=pad_id, epochs=args.recovery_epochs)
+                trained = fit(model, data, config.train, pad_id=pad_id, epochs=args.recovery_epochs,
+                              batch_loss=teacher)
                 row.update(dev_recovered=trained.history[-1][primary], recovery_seconds=time.perf_counter() - began,
                            sparsity_after_recovery=achieved(model))
             rows.append(row)

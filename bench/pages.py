@@ -322,7 +322,8 @@ def oneshot_table(payload: dict[str, Any]) -> str:
                      f"{seconds:.1f}", ratio])
         recovered = [row for row in variant["rows"] if "dev_recovered" in row]
         if recovered:
-            rows.append([f"{name} + {epochs} epoch{'s' * (epochs != 1)}",
+            distilled = f", distilled (alpha {alpha:g})" if (alpha := payload.get("recovery_distill_alpha", 0)) else ""
+            rows.append([f"{name} + {epochs} epoch{'s' * (epochs != 1)}{distilled}",
                          *(f"{row['dev_recovered']:.3f}" if "dev_recovered" in row else "-" for row in variant["rows"]),
                          pct(variant["kept_within_1pt_recovered"]),
                          f"{sum(row['recovery_seconds'] for row in recovered) / len(recovered):.1f}", "-"])
