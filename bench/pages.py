@@ -356,9 +356,9 @@ def oneshot_goals(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     def best(payload: dict[str, Any], key: str) -> float:
         return max(v.get(key, 0.0) for name, v in payload["variants"].items() if name in ONE_SHOT)
 
-    def recovered_at(payload: dict[str, Any], reached: Callable[[dict[str, Any]], bool]) -> bool:
-        return any("dev_recovered" in row and reached(row) for name, v in payload["variants"].items()
-                   if name in ONE_SHOT for row in v["rows"])
+    def recovered_at_70(payload: dict[str, Any]) -> bool:
+        return any("dev_recovered" in row and row["pattern"] is None and row["sparsity"] >= 0.7
+                   for name, v in payload["variants"].items() if name in ONE_SHOT for row in v["rows"])
 
     recovered = [p for p in everywhere if p.get("recovery_epochs", 0) == 1]
     if len(recovered) < len(everywhere) or any(not found for found in by_task.values()):
@@ -366,11 +366,10 @@ def oneshot_goals(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     else:
         rec_24 = (verdict(all(any(d <= TOLERANCE for d in _drops(p, "2:4", "dev_recovered")) for p in recovered),
                           ONESHOT_TASKS)
-                  if all(recovered_at(p, lambda row: row["pattern"] == "2:4") for p in recovered)
+                  if all(_drops(p, "2:4", "dev_recovered") for p in recovered)
                   else "not measured (a task's file has no recovered 2:4 point)")
         rec_70 = (verdict(all(best(p, "kept_within_1pt_recovered") >= 0.7 for p in recovered), ONESHOT_TASKS)
-                  if all(recovered_at(p, lambda row: row["pattern"] is None and row["sparsity"] >= 0.7)
-                         for p in recovered)
+                  if all(recovered_at_70(p) for p in recovered)
                   else "not measured (a task's file has no recovered point at >= 70%)")
     seconds = [row["seconds"] for p in everywhere if p["calibration_examples"] >= 512
                for row in p["variants"].get("sparsegpt", {}).get("rows", [])]
