@@ -52,6 +52,10 @@ def pct(value: float) -> str:
     return f"{value:.0%}"
 
 
+def mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:.1f}"
+
+
 ABSOLUTE_PATH = re.compile(r"(?<![\w:/<])/[^\s'\"]+|(?<=sqlite:///)/[^\s'\"]+")
 
 
@@ -307,28 +311,44 @@ ONE_SHOT = ("wanda", "sparsegpt")
 
 def oneshot_table(payload: dict[str, Any]) -> str:
     """A ``bench.oneshot`` file's table: dev metric per variant and level (and after recovery,
-    where measured; "-" where not), the 1-point threshold, seconds per level (per recovery), the
-    50% matrices' and whole file's saved bytes against dense."""
+    where measured; "-" where not), the 1-point threshold, seconds per level (per recovery)."""
     columns = [pct(row["sparsity"]) if row["pattern"] is None else row["pattern"]
                for row in next(iter(payload["variants"].values()))["rows"]]
     epochs = payload.get("recovery_epochs", 0)
     rows = []
     for name, variant in payload["variants"].items():
         seconds = sum(row["seconds"] for row in variant["rows"]) / len(variant["rows"])
-        size = variant["sizes"].get("0.5")
-        ratio = (f"{size['matrices_stored_bytes'] / size['matrices_dense_bytes']:.3f} / "
-                 f"{size['file_bytes'] / payload['dense_file_bytes']:.3f}") if size else "-"
         rows.append([name, *(f"{row['dev']:.3f}" for row in variant["rows"]), pct(variant["kept_within_1pt"]),
-                     f"{seconds:.1f}", ratio])
+                     f"{seconds:.1f}"])
         recovered = [row for row in variant["rows"] if "dev_recovered" in row]
         if recovered:
             distilled = f", distilled (alpha {alpha:g})" if (alpha := payload.get("recovery_distill_alpha", 0)) else ""
             rows.append([f"{name} + {epochs} epoch{'s' * (epochs != 1)}{distilled}",
                          *(f"{row['dev_recovered']:.3f}" if "dev_recovered" in row else "-" for row in variant["rows"]),
                          pct(variant["kept_within_1pt_recovered"]),
-                         f"{sum(row['recovery_seconds'] for row in recovered) / len(recovered):.1f}", "-"])
+                         f"{sum(row['recovery_seconds'] for row in recovered) / len(recovered):.1f}"])
     return table([f"{payload['task']} {payload['metric']} (dense {payload['dense']:.3f})", *columns,
-                  "kept within 1 pt", "s / level", "50%: matrices / file vs dense"], rows)
+                  "kept within 1 pt", "s / level"], rows)
+
+
+def oneshot_sizes(runs: list[dict[str, Any]]) -> str:
+    """Saved bytes with ``save_pruned(..., compress=True)`` per task and level: the pruned matrices
+    and the whole file against dense; variants whose rounded sizes are equal share a row."""
+    rows = []
+    for payload in runs:
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for name, variant in payload["variants"].items():
+            for level, size in variant["sizes"].items():
+                dense, stored, file = (size["matrices_dense_bytes"], size["matrices_stored_bytes"],
+                                       size["file_bytes"])
+                cells = (level if ":" in level else pct(float(level)), mib(dense), mib(stored),
+                         f"{stored / dense:.3f}", mib(payload["dense_file_bytes"]), mib(file),
+                         f"{file / payload['dense_file_bytes']:.3f}")
+                groups.setdefault(cells, []).append(name)
+        rows += [[payload["task"], cells[0], ", ".join(names), *cells[1:]]
+                 for cells, names in sorted(groups.items(), key=lambda item: ":" in item[0][0])]
+    return table(["task", "level", "variants", "pruned matrices dense (MiB)", "stored (MiB)", "ratio",
+                  "whole file dense (MiB)", "compressed (MiB)", "ratio"], rows)
 
 
 def _drops(payload: dict[str, Any], pattern: str | None, key: str = "dev") -> list[float]:
@@ -411,6 +431,12 @@ def oneshot(records: list[dict[str, Any]]) -> str:
              "## Goals", table(["goal", "verdict"], [[goal, verdict] for goal, verdict in oneshot_goals(runs)]),
              "## Dev metric per method and sparsity"]
     parts += [oneshot_table(run) for run in runs] or ["No `bench.oneshot` results file yet."]
+    if runs:
+        parts += ["## Saved sizes (`save_pruned(..., compress=True)`, fp32)",
+                  "Kept values of the pruned matrices plus a bitmask (one bit per weight; for 2:4 as small as 2-bit "
+                  "positions); the embeddings, "
+                  "norms, biases and heads are stored dense, so the whole file shrinks less than the matrices.",
+                  oneshot_sizes(runs)]
     for record in (r for r in records if "models" in r):
         config = record["settings"]
         columns = list(next(iter(record["models"].values())))

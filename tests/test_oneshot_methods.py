@@ -195,3 +195,18 @@ def test_results_page_recovery_verdicts_and_rows():
     lines = oneshot_table(run("sts", {0.5})).splitlines()
     assert lines[-1].split(" | ")[:4] == ["| sparsegpt + 1 epoch", "0.870", "-", "-"]
     assert len(lines) == 2 + 3  # header, rule, wanda, sparsegpt, sparsegpt recovered
+
+
+def test_results_page_sizes_share_rows_and_ratios():
+    """Variants with equal rounded sizes share a row (levels before patterns); ratios are stored /
+    dense for the matrices and the file."""
+    from bench.pages import oneshot_sizes
+
+    payload = oneshot_payload("sts", 0.875, [(0.5, None, 0.87)], 0.5)
+    same = {"matrices_dense_bytes": 4 * 2**20, "matrices_stored_bytes": 2**21 + 2**17, "file_bytes": 6 * 2**20}
+    payload["variants"] = {"wanda": {"sizes": {"0.5": same, "2:4": same}},
+                           "sparsegpt": {"sizes": {"2:4": {**same, "file_bytes": 7 * 2**20}, "0.5": {**same, "file_bytes": 6 * 2**20 + 8}}}}
+    rows = [line.split(" | ") for line in oneshot_sizes([{**payload, "dense_file_bytes": 8 * 2**20}]).splitlines()[2:]]
+    assert [row[1:3] for row in rows] == [["50%", "wanda, sparsegpt"], ["2:4", "wanda"], ["2:4", "sparsegpt"]]
+    assert rows[0][3:] == ["4.0", "2.1", "0.531", "8.0", "6.0", "0.750 |"]
+    assert rows[2][-2:] == ["7.0", "0.875 |"]
