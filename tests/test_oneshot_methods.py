@@ -95,8 +95,8 @@ def test_early_bird_draws_nm_magnitude_masks():
     (["prune.method=wanda", "prune.pattern=2:4", "prune.sparsity=0.6"], "sparsity 0.6 contradicts pattern 2:4"),
     (["prune.method=wanda", "prune.pattern=4:4"], "N must satisfy 0 < N < M"),
     (["prune.method=magnitude", "prune.pattern=2:4", "prune.mode=imp"], "pattern: imp grows the sparsity"),
-    (["prune.method=wanda", "prune.mode=early_bird"], "runs in mode posthoc, not 'early_bird': its masks come from "
-                                                      "one layer-wise calibration pass"),
+    (["prune.method=sparsegpt", "prune.mode=early_bird"], "runs in mode posthoc, not 'early_bird': it chooses each "
+                                                          "mask together with an update of the kept weights"),
     (["prune.method=sparsegpt", "prune.mode=imp"], "runs in mode posthoc, not 'imp'"),
     (["prune.method=sparsegpt", "prune.scope=global"], "plans with scope row or layer, not 'global'"),
     (["prune.method=wanda", "prune.block_size=64"], "block_size applies to method sparsegpt, not 'wanda'"),

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ticketbert.pruning.methods.description import (CONFIG_OPTIONS, DENSE, GRADIENT_CRITERIA, describe,
+from ticketbert.pruning.methods.description import (CONFIG_OPTIONS, DENSE, TRAINING_CRITERIA, describe,
                                                     descriptions, import_plugins, is_dense, method_names)
 from ticketbert.defaults import DEFAULT_ENCODER
 from ticketbert.pruning.nm_pattern import parse_pattern, pattern_text, resolve_sparsity
@@ -179,13 +179,14 @@ class PruneConfig(_Strict):
     early_bird_epsilon: float = Field(0.1, gt=0.0, le=1.0)
     early_bird_max_steps: int = Field(300, ge=1)
     # what masks are drawn from: "training" sums the gate gradients of the training steps' own
-    # backward (no extra pass; taylor, fisher, fisher_batch), "calibration" scores
-    # calibration_examples per task at every draw; "auto": training for those criteria
+    # backward (taylor, fisher, fisher_batch) or wanda's input norms of their forwards (activation),
+    # no extra pass; "calibration" scores calibration_examples per task at every draw; "auto":
+    # training for those criteria
     early_bird_draws: Literal["auto", "training", "calibration"] = "auto"
     # peak learning rate while the ticket is searched (None: train.lr); same schedule shape, and
     # the step after pruning continues at the run's own schedule
     early_bird_search_lr: float | None = Field(None, gt=0.0, le=1.0)
-    # iterative magnitude pruning: rounds to reach `sparsity`, each rewound to pre-trained weights
+    # iterative pruning (magnitude, wanda): rounds to reach `sparsity`, each rewound to pre-trained weights
     imp_rounds: int = Field(3, ge=1)
 
     def for_method(self, method: str, **update: Any) -> "PruneConfig":
@@ -231,9 +232,9 @@ class PruneConfig(_Strict):
                 raise ValueError(f"block_size {self.block_size} is not a multiple of pattern {nm}'s M ({nm.m})")
         described.check_options(**{option: getattr(self, option) for option in CONFIG_OPTIONS
                                    if option in type(self).model_fields})
-        if self.early_bird_draws == "training" and criterion not in GRADIENT_CRITERIA:
-            raise ValueError(f"prune.early_bird_draws: training draws sum gate gradients; criterion must be "
-                             f"{', '.join(GRADIENT_CRITERIA)}, got method {self.method!r} with criterion "
+        if self.early_bird_draws == "training" and criterion not in TRAINING_CRITERIA:
+            raise ValueError(f"prune.early_bird_draws: training draws sum gate gradients or input norms; criterion "
+                             f"must be {', '.join(TRAINING_CRITERIA)}, got method {self.method!r} with criterion "
                              f"{criterion!r}")
         if self.distill_alpha > 0 and self.recovery_epochs == 0 and self.mode == "posthoc":
             raise ValueError("prune.distill_alpha distils during recovery: set prune.recovery_epochs >= 1")

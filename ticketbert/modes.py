@@ -6,7 +6,8 @@
 - early_bird: one run; the mask is drawn as the model trains (gradient criteria from the training
   steps' own backward by default), and once it stops changing the model is pruned in place and
   training goes on (optimizer state cut, not restarted).
-- imp: iterative magnitude pruning with rewinding to the pre-trained weights (Chen et al. 2020).
+- imp: iterative magnitude pruning with rewinding to the pre-trained weights (Chen et al. 2020);
+  wanda's IMP rounds rank |W| x the input norms of each round's training forwards.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import copy
 import time
 import fcntl
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,9 @@ from ticketbert.tasks.model import TicketBertModel
 from ticketbert.models.compute import count_prunable, flops_per_token
 from ticketbert.pruning import (Scores, attach_masks, load_pruned, make_calibration, needs_data, plan, save_pruned,
                                 score)
+from ticketbert.pruning.api import resolve_criterion
 from ticketbert.pruning.early_bird import EarlyBirdPruner
+from ticketbert.pruning.training_norms import TrainingNorms
 from ticketbert.pruning.methods import describe, get_method, is_dense
 from ticketbert.training.callbacks import EarlyBirdHook
 from ticketbert.training.device import use_bf16
@@ -163,26 +166,45 @@ def run_early_bird(config: RunConfig, model: TicketBertModel, data: dict[str, Ta
     return ModeResult(metrics, trained.history, save_pruned(model, directory / "model"))
 
 
+def imp_round_scores(config: RunConfig, candidate: TicketBertModel, norms: TrainingNorms | None,
+                     data: dict[str, TaskData], pad_id: int) -> Scores:
+    """The scores an IMP round's mask is planned from: the trained weights' magnitudes, or for
+    wanda |W| x the input norms of the round's training forwards (one pass over calibration
+    batches when none ran here, e.g. a round resumed already trained)."""
+    p = config.prune
+    if norms is None:
+        return score(candidate, p.method)
+    method, criterion = get_method(p.method), resolve_criterion(p.method, p.criterion)
+    if norms.examples:
+        return method.scores_from(candidate, criterion, norms.take())
+    calibration = make_calibration(data, p.calibration_examples, pad_id=pad_id, seed=config.train.seed)
+    return method.draw_scores(candidate, criterion, calibration)
+
+
 def run_imp(config: RunConfig, model: TicketBertModel, data: dict[str, TaskData], pad_id: int,
             logger: Logger, directory: Path) -> ModeResult:
-    """Lottery-ticket IMP: train, prune globally by magnitude, rewind the survivors to the
-    pre-trained weights; the sparsity grows geometrically over ``prune.imp_rounds`` rounds."""
+    """Lottery-ticket IMP: train, prune (magnitude, or wanda from the round's training forwards),
+    rewind the survivors to the pre-trained weights; the sparsity grows geometrically over
+    ``prune.imp_rounds`` rounds."""
     p = config.prune
     pretrained = copy.deepcopy(model)
     masks, history, flops = None, [], 0.0
     rounds = p.imp_rounds
+    from_forwards = resolve_criterion(p.method, p.criterion) == "activation"
     for round_number in range(rounds + 1):
         candidate = copy.deepcopy(pretrained)
         if masks is not None:
             attach_masks(candidate, masks)
-        trained = fit(candidate, data, config.train, pad_id=pad_id, logger=logger,
-                      checkpoint_dir=directory / f"round{round_number}", first_epoch=len(history) + 1)
+        norms = TrainingNorms(candidate) if from_forwards and round_number < rounds else None
+        with norms or nullcontext():
+            trained = fit(candidate, data, config.train, pad_id=pad_id, logger=logger,
+                          checkpoint_dir=directory / f"round{round_number}", first_epoch=len(history) + 1)
         history += trained.history
         flops += trained.train_flops
         if round_number == rounds:
             break
         target = 1.0 - (1.0 - p.sparsity) ** ((round_number + 1) / rounds)
-        masks = plan(score(candidate, p.method), target, p.resolved_scope).masks
+        masks = plan(imp_round_scores(config, candidate, norms, data, pad_id), target, p.resolved_scope).masks
     achieved = 1.0 - sum(int(m.sum()) for m in masks.values()) / count_prunable(candidate, nonzero=False)
     metrics = {**trained.final, "achieved_sparsity": achieved, "total_train_flops": flops}
     logger.log_dict(metrics, step=len(history))

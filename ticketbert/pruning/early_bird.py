@@ -16,6 +16,10 @@ Where the masks come from (``draws``): gradient criteria (``taylor``, ``fisher``
 (``"training"``: no extra pass, see ``ticketbert.pruning.training_draws``); ``"calibration"``
 scores fixed calibration batches at every draw (a forward and a backward over them, counted in
 ``scoring_flops``); ``loss_increment`` always reads calibration batches, ``l1`` only the weights.
+``wanda`` (criterion ``activation``) sums its input-feature norms over the training step's own
+forward passes by default (``ticketbert.pruning.training_norms``), or over one forward pass of
+the calibration batches per draw; its mask is |W| x norm per row (or ``scope``/``pattern``).
+``sparsegpt`` has no early-bird draw: see its method description.
 """
 
 from __future__ import annotations
@@ -25,15 +29,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from ticketbert.pruning.api import (PruningReport, apply, check_sparsity, method_limit, plan, resolve_criterion,
-                                    score)
+from ticketbert.pruning.api import PruningReport, apply, check_sparsity, method_limit, plan, resolve_criterion
 from ticketbert.pruning.calibration import LossFn, as_calibration
 from ticketbert.pruning.criteria import get_criterion
 from ticketbert.pruning.methods import describe, get_method
-from ticketbert.pruning.methods.description import GRADIENT_CRITERIA
+from ticketbert.pruning.methods.description import TRAINING_CRITERIA
 from ticketbert.pruning.methods.base import MaskPlan, Plan, Scores, UnitPlan
 from ticketbert.pruning.nm_pattern import parse_pattern, resolve_sparsity
 from ticketbert.pruning.training_draws import TrainingGates
+from ticketbert.pruning.training_norms import TrainingNorms
 
 DRAWS = ("auto", "training", "calibration")
 
@@ -52,18 +56,19 @@ def plan_distance(a: Plan, b: Plan) -> float:
 
 def resolve_draws(criterion: str, draws: str) -> str:
     """What the masks of ``criterion`` are drawn from: "training" (the training backward's gate
-    gradients), "calibration" (extra passes over calibration batches) or "weights" (``l1``).
-    ``draws="auto"``: training for gradient criteria, calibration for ``loss_increment``."""
+    gradients, or its forward's input norms for ``activation``), "calibration" (extra passes over
+    calibration batches) or "weights" (``l1``). ``draws="auto"``: training for gradient criteria
+    and ``activation``, calibration for ``loss_increment``."""
     if draws not in DRAWS:
         raise ValueError(f"draws must be one of {', '.join(DRAWS)}, got {draws!r}")
     chosen = get_criterion(criterion)
-    gradient = criterion in GRADIENT_CRITERIA
-    if draws == "training" and not gradient:
-        raise ValueError(f"draws='training' sums gate gradients of the training backward: criterion must be taylor, "
-                         f"fisher or fisher_batch, got {criterion!r}")
+    from_training = criterion in TRAINING_CRITERIA
+    if draws == "training" and not from_training:
+        raise ValueError(f"draws='training' sums gate gradients or input norms of the training steps: criterion must "
+                         f"be {', '.join(TRAINING_CRITERIA)}, got {criterion!r}")
     if not chosen.needs_data:
         return "weights"
-    return ("training" if gradient else "calibration") if draws == "auto" else draws
+    return ("training" if from_training else "calibration") if draws == "auto" else draws
 
 
 class EarlyBirdPruner:
@@ -100,10 +105,13 @@ class EarlyBirdPruner:
         self.criterion = resolve_criterion(method, criterion)
         self.draws = resolve_draws(self.criterion, draws)
         if self.draws == "calibration" and data is None:
+            if self.criterion == "activation":
+                raise ValueError(f"method {method!r} with draws='calibration' reads calibration inputs: pass data= "
+                                 f"(batches), or draw from training (draws='auto')")
             raise ValueError(f"method {method!r} with criterion {self.criterion!r} draws masks from a loss: pass data= "
                              f"(batches) and, unless model(**batch).loss works, loss_fn=; or use criterion='l1'")
         self.method, self.sparsity, self.scope, self.pattern = method, sparsity, scope, pattern
-        self.gates: TrainingGates | None = None  # training draws: the gates on the model while it trains
+        self.gates: TrainingGates | TrainingNorms | None = None  # training draws: the hooks on the model while it trains
         self.interval, self.window, self.epsilon, self.max_steps = interval, window, epsilon, max_steps
         self.data = as_calibration(data, loss_fn) if data is not None else None
         self.steps = 0
@@ -140,7 +148,8 @@ class EarlyBirdPruner:
             return
         if previous is not None:
             previous.close()
-        self.gates = TrainingGates(model, get_method(self.method).unit, get_criterion(self.criterion))
+        self.gates = (TrainingNorms(model) if self.criterion == "activation" else
+                      TrainingGates(model, get_method(self.method).unit, get_criterion(self.criterion)))
         if previous is not None and [t.shape for t in previous.totals] == [t.shape for t in self.gates.totals]:
             self.gates.totals, self.gates.examples = previous.totals, previous.examples
 
@@ -162,10 +171,11 @@ class EarlyBirdPruner:
         if self.gates is not None and self.gates.examples:
             return get_method(self.method).scores_from(model, self.criterion, self.gates.take())
         if self.draws == "training" and self.data is None:
-            raise ValueError("no training backward reached the gates since the last draw and no data= to draw from: "
-                             "pass model= (or call attach) before training and step the pruner after each "
+            raise ValueError("no training step reached the pruner's hooks since the last draw and no data= to draw "
+                             "from: pass model= (or call attach) before training and step the pruner after each "
                              "optimizer step")
-        scores = score(model, self.method, self.criterion, self.data)
+        data = self.data if get_criterion(self.criterion).needs_data else None
+        scores = get_method(self.method).draw_scores(model, self.criterion, data)
         self.scoring_flops += scores.flops
         return scores
 

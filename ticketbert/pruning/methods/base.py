@@ -112,6 +112,11 @@ class Method:
               include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Scores:
         raise NotImplementedError
 
+    def draw_scores(self, model: nn.Module, criterion: str, calibration: Calibration | None) -> Scores:
+        """Scores an early-bird draw plans a mask from (default: ``score``); a sequential method
+        that can score per weight from one pass overrides it."""
+        return self.score(model, criterion, calibration)
+
     def scores_from(self, model: nn.Module, criterion: str, values, flops: float = 0.0) -> Scores:
         """``Scores`` of ``model`` around already computed unit ``values`` (e.g. read from a cache)."""
         raise NotImplementedError

@@ -31,21 +31,22 @@ register(MethodDescription(
     default_criterion="fisher", implementation="ticketbert.pruning.methods.joint:METHOD",
     options=frozenset({"repair", "budget", "round_to"}), scopes=("global",), limit="all"))
 
-ONE_SHOT_REASON = ("its masks come from one layer-wise calibration pass of the trained model (each layer pruned on "
-                   "the pruned model's inputs), which neither an early-bird draw during training nor IMP's "
-                   "rewound magnitude masks provide; use magnitude there")
-
 register(MethodDescription(
     name="wanda", summary="unstructured |W| x the input feature's norm on calibration inputs, no weight update, "
-                          "layer by layer (Sun et al. 2023)",
+                          "layer by layer (Sun et al. 2023); early-bird and IMP: norms from the training forwards",
     units=(), criteria=("activation",), default_criterion="activation",
     implementation="ticketbert.pruning.methods.oneshot:WANDA", options=frozenset({"pattern"}),
-    scopes=("row", "layer", "global"), default_scope="row", reuses_scores=False,
-    modes_reason=ONE_SHOT_REASON))
+    modes=("posthoc", "early_bird", "imp"), scopes=("row", "layer", "global"), default_scope="row",
+    reuses_scores=False))
 
 register(MethodDescription(
     name="sparsegpt", summary="unstructured OBS saliency with the kept weights updated to reconstruct each layer's "
                               "output on calibration inputs, layer by layer (Frantar & Alistarh 2023)",
     units=(), criteria=("obs",), default_criterion="obs",
     implementation="ticketbert.pruning.methods.oneshot:SPARSEGPT",
-    options=frozenset({"pattern", "block_size", "damping"}), scopes=("row", "layer"), default_scope="layer", reuses_scores=False, modes_reason=ONE_SHOT_REASON))
+    options=frozenset({"pattern", "block_size", "damping"}), scopes=("row", "layer"), default_scope="layer",
+    reuses_scores=False,
+    modes_reason="it chooses each mask together with an update of the kept weights that reconstructs the trained "
+                 "layer's output; an early-bird draw keeps training the unpruned weights and IMP rewinds them, so "
+                 "the update would be thrown away and the mask would no longer be the one OBS chose; use wanda or "
+                 "magnitude there"))

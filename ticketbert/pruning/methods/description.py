@@ -27,6 +27,9 @@ CONFIG_OPTIONS = ("repair", "budget", "round_to", "pattern", "block_size", "damp
 LIMITS = ("all", "units", "all_but_one_unit")
 # criteria computed from unit-gate gradients: an early-bird pruner can draw them from training's own backward
 GRADIENT_CRITERIA = ("taylor", "fisher", "fisher_batch")
+# criteria an early-bird pruner (or an IMP round) can draw from training's own passes: the gradient
+# criteria from its backward, wanda's activation norms from its forward
+TRAINING_CRITERIA = (*GRADIENT_CRITERIA, "activation")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,19 @@ from ticketbert.pruning.nm_pattern import parse_pattern, resolve_sparsity
 from ticketbert.pruning.oneshot.patterns import check_widths, select
 
 
+def plan_weight_masks(scores: WeightScores, sparsity: float, scope: str, pattern: str | None = None) -> MaskPlan:
+    """The lowest of per-weight ``scores`` go: over all matrices (``global``), within each
+    (``layer``) or each output row (``row``), or N:M per row group under ``pattern``."""
+    nm = parse_pattern(pattern)
+    sparsity = resolve_sparsity(sparsity, nm)
+    if nm is None and scope != "row":
+        return MaskPlan(scores.method, scores.criterion, sparsity, plan_masks(scores.values, sparsity, scope))
+    check_widths({name: v.shape[-1] for name, v in scores.values.items()}, nm)
+    return MaskPlan(scores.method, scores.criterion, sparsity,
+                    {name: select(v.reshape(v.shape[0], -1), sparsity, scope, nm).view_as(v)
+                     for name, v in scores.values.items()})
+
+
 class Magnitude(Method):
     """The smallest |w| go, over all prunable matrices at once (``global``), within each
     (``layer``) or within each output row (``row``), or N:M per row group under ``pattern``; masks enforced through ``torch.nn.utils.prune``. Sparsity counts the model
@@ -24,14 +37,7 @@ class Magnitude(Method):
         return WeightScores(self.name, criterion, sum(v.numel() for v in values.values()), 0.0, values)
 
     def plan(self, scores, sparsity, scope, exclude=None, pattern=None, **options) -> MaskPlan:
-        nm = parse_pattern(pattern)
-        sparsity = resolve_sparsity(sparsity, nm)
-        if nm is None and scope != "row":
-            return MaskPlan(self.name, scores.criterion, sparsity, plan_masks(scores.values, sparsity, scope))
-        check_widths({name: v.shape[-1] for name, v in scores.values.items()}, nm)
-        return MaskPlan(self.name, scores.criterion, sparsity,
-                        {name: select(v.reshape(v.shape[0], -1), sparsity, scope, nm).view_as(v)
-                         for name, v in scores.values.items()})
+        return plan_weight_masks(scores, sparsity, scope, pattern)
 
     def apply(self, model, plan) -> list:
         attach_masks(model, plan.masks)

@@ -2,18 +2,29 @@
 layer is pruned from the inputs the already-pruned model gives it, so nothing can be scored
 once and planned at many levels. Scoring only keeps the calibration batches, planning records
 the level and options, and applying runs the layer-wise calibration loop on the model it
-prunes (``ticketbert.pruning.oneshot``): every level of a sweep is computed afresh."""
+prunes (``ticketbert.pruning.oneshot``): every level of a sweep is computed afresh.
+
+Wanda also takes input norms gathered elsewhere (``scores_from``: an early-bird draw's or an IMP
+round's training forward passes, ``ticketbert.pruning.training_norms``; ``draw_scores``: one pass
+over calibration batches): its scores are then per-weight values, planned and applied as masks
+like magnitude's, at any level."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from ticketbert.models.compute import count_prunable
+import torch
+
+from ticketbert.models.compute import FLOPS_SEQ_LEN, count_prunable, effective_weight, flops_per_token, prunable_linears
 from ticketbert.pruning.calibration import ForwardFn
-from ticketbert.pruning.methods.base import MaskPlan, Method, Scores
+from ticketbert.pruning.masks import attach_masks
+from ticketbert.pruning.methods.base import MaskPlan, Method, Scores, WeightScores
+from ticketbert.pruning.methods.magnitude import plan_weight_masks
 from ticketbert.pruning.oneshot import SolverOptions, resolve_options
+from ticketbert.pruning.oneshot.loop import collect_stats, default_forward, on_device
 from ticketbert.pruning.oneshot.prune import run_oneshot
+from ticketbert.pruning.oneshot.solvers import get_solver
 
 
 @dataclass
@@ -48,13 +59,40 @@ class OneShot(Method):
         return CalibrationScores(self.name, criterion, count_prunable(model, nonzero=False), 0.0,
                                  list(calibration.batches), calibration.forward_fn)
 
-    def plan(self, scores, sparsity, scope, exclude=None, **options) -> OneShotPlan:
+    def scores_from(self, model, criterion, values: dict[str, torch.Tensor], flops=0.0) -> WeightScores:
+        """Wanda's per-weight scores |W_ij| x ``values[<name>.weight][j]`` (input-feature norms)."""
+        if self.name != "wanda":
+            raise ValueError(f"method {self.name!r} chooses its mask while it reconstructs each layer: it has no "
+                             f"per-weight scores to plan from")
+        scores = {f"{name}.weight": effective_weight(m).detach().abs().float() * values[f"{name}.weight"].to(
+            effective_weight(m).device)[None, :] for name, m in prunable_linears(model).items()}
+        return WeightScores(self.name, criterion, count_prunable(model, nonzero=False), flops, scores)
+
+    def draw_scores(self, model, criterion, calibration) -> WeightScores:
+        """Wanda's per-weight scores from one forward pass of ``model`` (as it is) over the calibration batches."""
+        batches = on_device(list(calibration.batches), model)
+        was_training = model.training
+        model.eval()
+        try:
+            stats, loop = collect_stats(model, prunable_linears(model), batches, calibration.forward_fn or
+                                        default_forward, get_solver(self.name))
+        finally:
+            model.train(was_training)
+        norms = {f"{name}.weight": s.norms for name, s in stats.items()}
+        return self.scores_from(model, criterion, norms, loop.tokens * flops_per_token(model, FLOPS_SEQ_LEN))
+
+    def plan(self, scores, sparsity, scope, exclude=None, **options) -> MaskPlan:
+        if isinstance(scores, WeightScores):  # wanda from norms gathered elsewhere: masks now
+            return plan_weight_masks(scores, sparsity, scope, options.get("pattern"))
         solver_options = resolve_options(self.name, sparsity, scope=scope, pattern=options.get("pattern"),
                                          **{k: options[k] for k in ("block_size", "damping") if k in options})
         return OneShotPlan(self.name, scores.criterion, solver_options.sparsity, {}, solver_options, scores.batches,
                            scores.forward_fn)
 
-    def apply(self, model, plan: OneShotPlan) -> list:
+    def apply(self, model, plan: MaskPlan) -> list:
+        if not isinstance(plan, OneShotPlan):  # masks already chosen (from scores_from / draw_scores)
+            attach_masks(model, plan.masks)
+            return []
         result = run_oneshot(model, self.name, plan.options, plan.batches, plan.forward_fn)
         plan.masks.update(result.masks)
         plan.seconds = result.seconds

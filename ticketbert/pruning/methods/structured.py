@@ -30,7 +30,7 @@ class Structured(Method):
         encoder = require_encoder(model, f"method {self.name!r}")
         return reachable(self.unit.weight_counts(encoder), count_prunable(model, nonzero=False), self.keep_one)
 
-    def score(self, model, criterion, calibration, *, include=(), exclude=()) -> Scores:
+    def score(self, model, criterion, calibration, *, include=(), exclude=()) -> UnitScores:
         encoder = require_encoder(model, f"method {self.name!r}")
         chosen = get_criterion(criterion)
         values = chosen(model, encoder, self.unit, calibration)
