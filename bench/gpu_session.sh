@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# The GPU benches in one run, for a CUDA host without network access (built for one H200, Python
-# 3.12 with torch, transformers, numpy, scipy, safetensors; what else ticketbert imports travels
-# as wheels). Every results file and the log (gpu_session.log) are written to $OUT, at most 8
+# The GPU benches in one run, for a CUDA host without network access (Python 3.12 with torch,
+# transformers, numpy, scipy, safetensors; what else ticketbert imports comes as wheels). Every results file and the log (gpu_session.log) are written to $OUT, at most 8
 # files. In order of priority, each step with its own time limit inside one overall budget
 # (GPU_BUDGET_S, default 450 s; a step that would get less than its minimum is skipped):
 #
@@ -15,7 +14,7 @@
 #      sweep builds them -> early_bird_wall_cuda.json
 #   4. two trials sharing the GPU: with Ray (and Optuna, SQLAlchemy, Alembic) importable, python -m
 #      tune.sweep with resources.gpus_per_trial=0.5 and python -m bench.sweep_results ->
-#      sweep_early_bird_wall_gpu.json; without Ray (its wheel is larger than what may travel),
+#      sweep_early_bird_wall_gpu.json; without Ray (its wheel is too large to bring along),
 #      step 3's trials two at a time in their own processes -> early_bird_wall_cuda_parallel2.json
 #
 # Data: the CS224N files that bench/gpu_wheels.sh copied to .gpu/data (another folder as the
@@ -24,10 +23,10 @@
 # to fp32 here; the train_throughput and early_bird_wall results record that rounding
 # (provenance.encoder).
 #
-# Before: bash bench/gpu_wheels.sh <CS224N folder>   (fills the ignored .whl/ and .gpu/)
-# Then, with the device tool:
-#   run(command="bash bench/gpu_session.sh", carry=[".whl", ".gpu"], timeout_s=510)
-# Afterwards copy the files wanted from the returned folder to bench/results/ (python -m
+# Before: bash bench/gpu_wheels.sh <CS224N folder>   (fills the ignored .whl/ and .gpu/), then
+# copy the working tree with .whl/ and .gpu/ to the GPU host and there:
+#   OUT=<results folder> timeout 510 bash bench/gpu_session.sh
+# Afterwards copy the files wanted from the results folder to bench/results/ (python -m
 # bench.pages for the pages that read them).
 set -euo pipefail
 export PYTHONUNBUFFERED=1

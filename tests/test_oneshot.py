@@ -13,6 +13,7 @@ from transformers import (BertConfig, BertModel, DebertaV2Config, DebertaV2Model
 
 from ticketbert.models.compute import effective_weight, prunable_linears
 from ticketbert.pruning import attach_masks, attached_masks, make_calibration
+from ticketbert.pruning.distill import Distiller
 from ticketbert.pruning.oneshot import oneshot_prune, parse_pattern, sparsegpt_prune
 from ticketbert.training.loop import fit
 
@@ -98,6 +99,31 @@ def test_wanda_masks_equal_direct_computation_layer_by_layer(family):
             norms = inputs[name].double().pow(2).sum(0).sqrt()
             scores = effective_weight(prunable_linears(dense)[name]).detach().double().abs() * norms[None, :]
             assert torch.equal(masks[f"{name}.weight"], rowwise_keep(scores, 0.5)), name
+
+
+def test_sparsegpt_in_the_loop_equals_the_solver_on_each_layers_real_token_hessian():
+    """Each layer's masks and updated weights: ``sparsegpt_prune`` on H = 2 X X^T / n over real
+    tokens, X read from the model whose earlier layers hold the loop's pruned, updated weights."""
+    dense, data = encoder("bert"), batches()
+    pruned = copy.deepcopy(dense)
+    result = oneshot_prune(pruned, "sparsegpt", 0.5, data)
+    names = list(prunable_linears(dense))
+    layer_of = {name: int(next(part for part in name.split(".") if part.isdigit())) for name in names}
+    for layer in sorted(set(layer_of.values())):
+        reference = copy.deepcopy(dense)
+        with torch.no_grad():
+            for n in names:
+                if layer_of[n] < layer:
+                    prunable_linears(reference)[n].weight.copy_(effective_weight(prunable_linears(pruned)[n]))
+        here = [n for n in names if layer_of[n] == layer]
+        inputs = layer_inputs(reference, here, data)
+        for name in here:
+            x = inputs[name].double()
+            hessian = (2 * x.T @ x / x.shape[0]).float()
+            weight, keep = sparsegpt_prune(prunable_linears(dense)[name].weight.detach(), hessian, 0.5)
+            assert torch.equal(result.masks[f"{name}.weight"], keep), name
+            torch.testing.assert_close(effective_weight(prunable_linears(pruned)[name]).detach(), weight * keep,
+                                       rtol=1e-3, atol=1e-5, msg=name)
 
 
 def test_wanda_ignores_padding_tokens():
@@ -202,6 +228,17 @@ def test_nm_masks_hold_in_every_group(method, pattern):
         assert torch.all((weight != 0).reshape(weight.shape[0], -1, nm.m).sum(-1) <= nm.n), name
 
 
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+def test_nm_masks_hold_on_every_family_through_the_layer_wise_loop(family, method):
+    model = encoder(family)
+    result = oneshot_prune(model, method, data=batches(), pattern="2:4")
+    assert result.loop.sequential and result.achieved_sparsity == pytest.approx(0.5)
+    for name, linear in prunable_linears(model).items():
+        weight = effective_weight(linear).detach()
+        assert torch.all((weight != 0).reshape(weight.shape[0], -1, 4).sum(-1) <= 2), name
+
+
 def test_error_ordering_sparsegpt_wanda_magnitude_on_spread_features():
     """A tiny two-layer model whose input features' norms spread 30x: on the calibration data,
     each layer's reconstruction error is sparsegpt < wanda < magnitude at 50% and 2:4."""
@@ -231,8 +268,11 @@ def test_global_scope_plans_one_threshold_over_all_matrices():
     assert max(per_matrix) - min(per_matrix) > 0.01  # matrices differ: one threshold, not one share each
 
 
+@pytest.mark.parametrize("distill_alpha", [0.0, 0.5])
 def test_ticketbert_task_batches_and_recovery_keep_pruned_weights_zero(tiny_model, tiny_task_data, tiny_run_config,
-                                                                       tokenizer):
+                                                                       tokenizer, distill_alpha):
+    """Recovery (plain, or distilled from the dense model) trains the kept weights from
+    SparseGPT's updated values and leaves the pruned ones at exactly zero."""
     calibration = make_calibration(tiny_task_data, 16, pad_id=tokenizer.pad_token_id)
     dense = copy.deepcopy(tiny_model)
     result = oneshot_prune(tiny_model, "sparsegpt", data=calibration, pattern="2:4")
@@ -240,7 +280,10 @@ def test_ticketbert_task_batches_and_recovery_keep_pruned_weights_zero(tiny_mode
     start = {name: effective_weight(m).detach().clone() for name, m in prunable_linears(tiny_model).items()}
     dense_weights = {name: m.weight.detach() for name, m in prunable_linears(dense).items()}
     assert any(not torch.equal(start[n][start[n] != 0], dense_weights[n][start[n] != 0]) for n in start)  # OBS update
-    fit(tiny_model, tiny_task_data, tiny_run_config.train, pad_id=tokenizer.pad_token_id, epochs=1)
+    distiller = Distiller(dense, distill_alpha) if distill_alpha else None
+    fit(tiny_model, tiny_task_data, tiny_run_config.train, pad_id=tokenizer.pad_token_id, epochs=1,
+        batch_loss=distiller)
+    assert distiller is None or distiller.teacher_flops > 0
     for name, linear in prunable_linears(tiny_model).items():
         weight, keep = effective_weight(linear).detach(), attached_masks(tiny_model)[f"{name}.weight"]
         assert torch.all(weight[~keep] == 0), name
