@@ -189,3 +189,21 @@ def test_sigterm_checkpoints_marks_the_run_and_resumes(tiny_encoder_dir, tmp_pat
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     epochs = [m.step for m in client.get_metric_history(run.info.run_id, "dev/accuracy")]
     assert sorted(epochs) == list(range(1, 13))  # every epoch once: none lost, none repeated
+
+
+def test_an_interrupt_during_the_epochs_log_and_checkpoint_waits_for_both():
+    """SIGINT inside the block does not stop it: the block finishes, then KeyboardInterrupt is
+    raised, and Python's own handler is back."""
+    from ticketbert.training.interrupts import interrupts_deferred
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            signal.raise_signal(signal.SIGINT)
+            finished.append("logged")
+            finished.append("checkpointed")
+    assert finished == ["logged", "checkpointed"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with interrupts_deferred():
+        finished.append("quiet")  # no signal: nothing raised
+    assert finished[-1] == "quiet"

@@ -18,6 +18,7 @@ from ticketbert.models.compute import attention_flops_per_token, linear_flops_pe
 from ticketbert.training.checkpoint import checkpoint_state, has_checkpoint, load_weights, save_checkpoint
 from ticketbert.training.device import autocast, random_states, select_device, set_random_states, use_bf16
 from ticketbert.training.evaluate import evaluate
+from ticketbert.training.interrupts import interrupts_deferred
 
 
 BatchLoss = Callable[[torch.nn.Module, str, Any], torch.Tensor]  # (model, task name, Batch) -> loss
@@ -190,16 +191,17 @@ def fit(model: torch.nn.Module, data: dict[str, TaskData], config: TrainConfig, 
         result.history.append(metrics)
         tqdm.write(f"epoch {number}: " + ", ".join(
             f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("dev/", "train/")) and "loss" not in k))
-        if logger is not None:
-            logger.log_dict(metrics, step=number)
-        for callback in callbacks:
-            callback.on_epoch_end(model, number, metrics)
-        # -- checkpoint
-        if checkpoint_dir is not None:
-            save_checkpoint(checkpoint_dir, model, {
-                "epoch": epoch + 1, "steps": result.steps, "train_flops": result.train_flops,
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": random_states(), "history": result.history,
-                "callbacks": [c.state_dict() for c in callbacks],
-            })
+        with interrupts_deferred():  # Ctrl-C / SIGTERM wait until the epoch is both logged and checkpointed
+            if logger is not None:
+                logger.log_dict(metrics, step=number)
+            for callback in callbacks:
+                callback.on_epoch_end(model, number, metrics)
+            # -- checkpoint
+            if checkpoint_dir is not None:
+                save_checkpoint(checkpoint_dir, model, {
+                    "epoch": epoch + 1, "steps": result.steps, "train_flops": result.train_flops,
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "rng": random_states(), "history": result.history,
+                    "callbacks": [c.state_dict() for c in callbacks],
+                })
     return result
