@@ -197,13 +197,17 @@ def test_an_interrupt_during_the_epochs_log_and_checkpoint_waits_for_both():
     from ticketbert.training.interrupts import interrupts_deferred
 
     finished = []
-    with pytest.raises(KeyboardInterrupt):
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # what a command line runs under
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts_deferred():
+                signal.raise_signal(signal.SIGINT)
+                finished.append("logged")
+                finished.append("checkpointed")
+        assert finished == ["logged", "checkpointed"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         with interrupts_deferred():
-            signal.raise_signal(signal.SIGINT)
-            finished.append("logged")
-            finished.append("checkpointed")
-    assert finished == ["logged", "checkpointed"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    with interrupts_deferred():
-        finished.append("quiet")  # no signal: nothing raised
-    assert finished[-1] == "quiet"
+            finished.append("quiet")  # no signal: nothing raised
+        assert finished[-1] == "quiet"
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -12,11 +12,12 @@ from contextlib import contextmanager
 
 @contextmanager
 def interrupts_deferred() -> Iterator[None]:
-    """Run the block with SIGINT held back; one that arrived meanwhile is raised as
-    ``KeyboardInterrupt`` when the block ends. A no-op outside the main thread (where Python
-    cannot install signal handlers) and where SIGINT is not Python's default handler."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    """Run the block with SIGINT held back; one that arrived meanwhile is re-sent when the block
+    ends, to the handler that was there before (Python's raises ``KeyboardInterrupt``). A no-op
+    outside the main thread (where Python cannot install signal handlers) and where SIGINT is
+    ignored."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (signal.SIG_IGN, None):
         yield
         return
     arrived: list[int] = []
@@ -24,6 +25,6 @@ def interrupts_deferred() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, previous)
     if arrived:
-        raise KeyboardInterrupt
+        signal.raise_signal(signal.SIGINT)
