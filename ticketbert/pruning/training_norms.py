@@ -4,8 +4,8 @@ passes: what early-bird draws and IMP rounds of ``wanda`` read.
 ``TrainingNorms`` hooks every prunable matrix of a model; each forward pass run with autograd on
 (training, not evaluation under ``torch.no_grad``) adds the squared values of the matrix's
 inputs over real tokens (the ``attention_mask`` the encoder is called with, else the model; every
-token when the mask's shape does not match the input's) to a running sum per input feature. ``take`` turns the sums into
-``||X_j||_2`` and restarts them. Unlike calibration norms (eval mode, fixed batches, a pruned
+token when the mask's shape does not match the input's) to a running sum per input feature.
+``take`` turns the sums into ``||X_j||_2`` and restarts them. Unlike calibration norms (eval mode, fixed batches, a pruned
 model's activations layer by layer) these cover the batches trained on since the previous draw,
 in train mode (dropout on), at each step's weights, on the model as it is (not yet pruned while a
 ticket is searched).
@@ -38,7 +38,7 @@ class TrainingNorms:
         self.linears = prunable_linears(model)
         self._stats = {name: InputStats.empty(effective_weight(m).shape[1], gram=False)
                        for name, m in self.linears.items()}
-        self._mask: list[torch.Tensor | None] = [None]
+        self._mask: torch.Tensor | None = None  # of the forward pass running now
         self._hooks = contextlib.ExitStack()
         try:
             encoder = find_encoder(model, strict=False)  # its own call carries the mask of the rows it encodes
@@ -54,7 +54,7 @@ class TrainingNorms:
     def _mark_forward(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
         """Before every forward pass of the encoder (else of the model): the attention mask its
         tokens are read under."""
-        self._mask[0] = batch_attention_mask((args, kwargs))
+        self._mask = batch_attention_mask((args, kwargs))
 
     def _adder(self, name: str):
         def add(_, args):
@@ -63,7 +63,7 @@ class TrainingNorms:
                 x = args[0]
                 if stats.squared_norms.device != x.device:
                     stats.squared_norms = stats.squared_norms.to(x.device)
-                stats.add(x, self._mask[0])
+                stats.add(x, self._mask)
         return add
 
     @property

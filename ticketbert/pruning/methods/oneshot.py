@@ -24,7 +24,7 @@ from ticketbert.pruning.methods.magnitude import plan_weight_masks
 from ticketbert.pruning.oneshot import SolverOptions, resolve_options
 from ticketbert.pruning.oneshot.loop import collect_stats, default_forward, on_device
 from ticketbert.pruning.oneshot.prune import run_oneshot
-from ticketbert.pruning.oneshot.solvers import get_solver
+from ticketbert.pruning.oneshot.solvers import get_solver, wanda_scores
 
 
 @dataclass
@@ -64,8 +64,8 @@ class OneShot(Method):
         if self.name != "wanda":
             raise ValueError(f"method {self.name!r} chooses its mask while it reconstructs each layer: it has no "
                              f"per-weight scores to plan from")
-        scores = {f"{name}.weight": effective_weight(m).detach().abs().float() * values[f"{name}.weight"].to(
-            effective_weight(m).device)[None, :] for name, m in prunable_linears(model).items()}
+        scores = {f"{name}.weight": wanda_scores(effective_weight(m), values[f"{name}.weight"])
+                  for name, m in prunable_linears(model).items()}
         return WeightScores(self.name, criterion, count_prunable(model, nonzero=False), flops, scores)
 
     def draw_scores(self, model, criterion, calibration) -> WeightScores:

@@ -68,7 +68,12 @@ class WandaSolver(Solver):
     default_scope = "row"
 
     def scores(self, weight, stats):
-        return weight.detach().abs().float() * stats.norms.to(weight.device)[None, :]
+        return wanda_scores(weight, stats.norms)
+
+
+def wanda_scores(weight: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
+    """|W_ij| x ||X_j||_2: Wanda's per-weight scores from the input features' norms."""
+    return weight.detach().abs().float() * norms.to(weight.device)[None, :]
 
 
 class SparseGPTSolver(Solver):
